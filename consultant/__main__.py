@@ -1,0 +1,4 @@
+"""`python -m consultant` runs the CLI."""
+from consultant.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""The `consultant` command: Typer app, shared context, and error handling that never shows a traceback."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+
+from .. import config as config_module
+from ..errors import ConsultantError
+from ..logs import setup as setup_logging
+
+app = typer.Typer(help="CaseConsultant: email answers to medical coding questions, reviewed by people.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+codes_app = typer.Typer(help="Look up and load code data.", no_args_is_help=True)
+config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
+app.add_typer(codes_app, name="codes")
+app.add_typer(config_app, name="config")
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class Context:
+    config_path: str | None = None
+    _engine: object = field(default=None, repr=False)
+
+    @cached_property
+    def settings(self) -> config_module.Settings:
+        settings = config_module.load(self.config_path)
+        setup_logging(settings.log.level, settings.log.file)
+        return settings
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from ..db import make_engine
+            self._engine = make_engine(self.settings.database.url)
+        return self._engine
+
+    def require_schema(self):
+        from ..db import is_initialised
+        if not is_initialised(self.engine):
+            raise ConsultantError(f"the database {self.settings.database.url!r} has no schema yet: "
+                                  "run `consultant init` first")
+        return self.engine
+
+
+STATE = Context()
+
+
+@app.callback()
+def _root(config: str = typer.Option(None, "--config", "-c", envvar="CONSULTANT_CONFIG",
+                                     help="Config file (TOML); default: built-in defaults.")):
+    STATE.config_path = config
+    STATE.__dict__.pop("settings", None)
+    STATE._engine = None
+
+
+def main() -> None:
+    """Entry point: user errors print one sentence; anything else prints a short note, no traceback."""
+    try:
+        app(standalone_mode=True)
+    except ConsultantError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except OperationalError as exc:
+        err_console.print(f"[red]error:[/red] database unreachable: {exc.orig}", soft_wrap=True)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("CONSULTANT_DEBUG"):
+            raise
+        report = _crash_report()
+        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}\n"
+                          f"This is a bug. The details are in {report}; please include it in a bug report.",
+                          soft_wrap=True)
+        sys.exit(1)
+
+
+def _crash_report() -> str:
+    """Write the traceback to a file under var/ (never to the terminal) and return its path."""
+    import tempfile
+    import time
+    import traceback
+
+    folder = Path(os.environ.get("CONSULTANT_PATHS__VAR", "var"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    path.write_text(traceback.format_exc())
+    return str(path)
+
+
+from . import admin, codes, mail, review, review_queue  # noqa: E402,F401  (register the commands)

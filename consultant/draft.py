@@ -1,0 +1,133 @@
+"""Draft: render the reply (subject, text, HTML) and fix its threading headers."""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from .extract import Findings
+from .lookup import CodeFacts
+from .modifiers import meaning
+
+ANSWER, NO_CODES, UNKNOWN_CODES, REJECTED = "answer", "no_codes", "unknown_codes", "rejected"
+KINDS = (ANSWER, NO_CODES, UNKNOWN_CODES, REJECTED)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+_MSGID = re.compile(r"<[^<>\s\"\\]{1,250}>")
+EXCERPT_CHARS = 600
+MAX_REFERENCES = 20
+
+
+@dataclass
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass
+class ReplyDraft:
+    kind: str
+    to_addr: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    in_reply_to: str | None
+    references: str | None
+
+
+@lru_cache(maxsize=8)
+def environment(templates: Path) -> Environment:
+    return Environment(loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
+                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def render(templates: Path, name: str, **context) -> Rendered:
+    """Render the three templates of one reply kind; the subject is forced onto one clean line."""
+    env = environment(templates)
+    subject = env.get_template(f"reply/{name}.subject.j2").render(**context)
+    return Rendered(subject=one_line(subject),
+                    text=env.get_template(f"reply/{name}.txt.j2").render(**context),
+                    html=env.get_template(f"reply/{name}.html.j2").render(**context))
+
+
+def one_line(value: str, limit: int = 200) -> str:
+    """Header-safe text: no CR, LF or other control characters, folded spaces, bounded length."""
+    return " ".join(_CONTROL.sub(" ", value or "").split())[:limit]
+
+
+def safe_address(value: str | None) -> str | None:
+    """An addr-spec we are willing to put in a header, or None."""
+    return value if value and len(value) <= 254 and _ADDR.fullmatch(value) else None
+
+
+def safe_msg_ids(values) -> list[str]:
+    return [v for v in values if v and _MSGID.fullmatch(v)]
+
+
+def reply_subject(subject: str) -> str:
+    subject = one_line(subject)
+    if not subject:
+        return "Re: your coding question"
+    return subject if re.match(r"(?i)re\s*:", subject) else f"Re: {subject}"
+
+
+def new_message_id(question_id: int, domain: str) -> str:
+    return f"<cc.{question_id}.{secrets.token_hex(8)}@{domain}>"
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def choose_kind(findings: Findings, facts: list[CodeFacts]) -> str:
+    if not findings.asked():
+        return NO_CODES
+    return ANSWER if any(f.known for f in facts) else UNKNOWN_CODES
+
+
+def code_context(findings: Findings, facts: list[CodeFacts]) -> list[dict]:
+    """One dict per asked code, merging what was found in the text with what we know."""
+    out = []
+    for found, fact in zip(findings.asked(), facts):
+        out.append(dict(code=found.code, system=found.system, known=fact.known, title=fact.title,
+                        description=fact.description, family=fact.family_title, addon=fact.addon,
+                        billable=fact.billable, source=fact.source, units=found.units,
+                        from_range=found.from_range,
+                        modifiers=[dict(code=m, meaning=meaning(m)) for m in found.modifiers],
+                        related=[dict(code=r.code, title=r.title, kind=r.kind) for r in fact.related]))
+    return out
+
+
+def draft_reply(*, question_id: int, templates: Path, domain: str, service_name: str,
+                from_name: str, to_addr: str, subject: str, message_id: str | None,
+                references: list[str], new_text: str, findings: Findings,
+                facts: list[CodeFacts]) -> ReplyDraft:
+    """Build the reply for one question. `facts` line up with findings.asked()."""
+    kind = choose_kind(findings, facts)
+    codes = code_context(findings, facts)
+    context = dict(
+        kind=kind, service_name=service_name, asker=one_line(from_name, 80) or "there",
+        subject=one_line(subject), re_subject=reply_subject(subject), excerpt=excerpt(new_text),
+        known=[c for c in codes if c["known"]], unknown=[c for c in codes if not c["known"]],
+        procedures=[c for c in codes if c["known"] and c["system"] != "ICD-10-CM"],
+        diagnoses=[c for c in codes if c["known"] and c["system"] == "ICD-10-CM"],
+        quoted=[f.code for f in findings.quoted()],
+        mentioned_modifiers=[dict(code=m, meaning=meaning(m)) for m in findings.modifiers],
+    )
+    rendered = render(templates, kind, **context)
+    parent = safe_msg_ids([message_id or ""])
+    chain = safe_msg_ids(references)[-(MAX_REFERENCES - 1):] + parent
+    return ReplyDraft(kind=kind, to_addr=to_addr, subject=rendered.subject or reply_subject(subject),
+                      text=rendered.text, html=rendered.html,
+                      message_id=new_message_id(question_id, domain),
+                      in_reply_to=parent[0] if parent else None,
+                      references=" ".join(dict.fromkeys(chain)) or None)

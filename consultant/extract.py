@@ -1,0 +1,273 @@
+"""Find the CPT, HCPCS Level II and ICD-10-CM codes (with modifiers, ranges and units) in a question."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consultant import extract_context as ctx
+from consultant.codeindex import CPT, HCPCS, ICD10CM, CodeIndex, dot_icd
+
+# A wider "range" is more likely two unrelated codes joined by a dash than a family of codes.
+MAX_RANGE = 200
+# Bounds the work after one code even on adversarial input ("99213-25-25-25-...").
+MAX_TAIL_STEPS = 16
+
+# What may stand before a token that cannot be inside a URL or an e-mail address.
+_BLANK_OR_START = ("", " ", "\n", "\t")
+
+
+@dataclass
+class FoundCode:
+    code: str  # CPT/HCPCS upper case ("99213", "3074F", "J1100"); ICD-10-CM dotted ("M54.16")
+    system: str  # CPT (Category I, II, III) | HCPCS (Level II) | ICD-10-CM
+    quoted: bool  # True only when the code appears only in quoted history
+    modifiers: list[str]  # attached to this code, upper case, in order, no duplicates
+    units: int  # 1 unless the text gives units ("J1100 x2")
+    known: bool  # index.has(system, code)
+    spans: list[tuple[int, int]]  # each mention in the new text; empty when only quoted
+    from_range: str | None = None  # "62302-62305" when the code came from expanding a range
+
+
+@dataclass
+class Findings:
+    codes: list[FoundCode]  # in order of first appearance, one entry per code
+    modifiers: list[str]  # mentioned in the new text but attached to no code there
+
+    def asked(self) -> list[FoundCode]:
+        return [c for c in self.codes if not c.quoted]
+
+    def quoted(self) -> list[FoundCode]:
+        return [c for c in self.codes if c.quoted]
+
+
+def find_codes(text: str, index: CodeIndex, quoted_text: str = "") -> Findings:
+    """The codes in `text` (asked) and those only in `quoted_text` (quoted), with their details.
+
+    Codes come first from the new text in order of appearance, then the quoted-only ones. A code in
+    both is asked, and its modifiers and units come from the new text only.
+    """
+    asked = _Scan(index, quoted=False)
+    asked.run(text or "")
+    codes = list(asked.codes.values())
+    if quoted_text:
+        history = _Scan(index, quoted=True)
+        history.run(quoted_text)
+        codes += [code for key, code in history.codes.items() if key not in asked.codes]
+    attached = {mod for code in asked.codes.values() for mod in code.modifiers}
+    return Findings(codes, [mod for mod in asked.mentioned if mod not in attached])
+
+
+def _shape(code: str) -> str:
+    """'5' for five digits, 'F'/'T' for Category II/III, else the HCPCS letter: a range keeps one."""
+    if code[0].isdigit():
+        return "5" if code[4].isdigit() else code[4]
+    return code[0]
+
+
+def _number(code: str) -> int:
+    return int(code[1:] if code[0].isalpha() else code if code[4].isdigit() else code[:4])
+
+
+class _Scan:
+    """One pass over one text, gathering one FoundCode per code and the modifiers mentioned."""
+
+    def __init__(self, index: CodeIndex, quoted: bool):
+        self.index = index
+        self.quoted = quoted
+        self.codes: dict[tuple[str, str], FoundCode] = {}
+        self.mentioned: dict[str, None] = {}  # an ordered set
+        self._units_given: set[tuple[str, str]] = set()
+
+    def run(self, text: str) -> None:
+        search, kinds, traps = ctx.MASTER.search, ctx.KINDS, ctx.TRAPS
+        pos = 0
+        diag_end = -1  # where the last diagnosis-labelled code ended, for "Dx: M54.16, G89.29"
+        while True:
+            m = search(text, pos)
+            if m is None:
+                return
+            kind = kinds[m.lastgroup]
+            start, pos = m.span()
+            if kind in traps:
+                continue
+            if kind == "icdd" or kind == "lett":
+                start -= 1  # the match begins at the digit after the code's letter
+            elif kind == "num2" and m.group() not in ctx.CPT_MODIFIERS:
+                continue
+            left = _left(text, start)
+            how = left.lastgroup if left is not None else None
+            if kind == "num2" or kind == "upmod":
+                pos = self._modifier_mention(text, kind, start, pos, how)
+                continue
+            if how in ("currency", "label", "hash"):
+                pos = ctx.ID_REST.match(text, pos).end()  # all of "claim #62303-01"
+                continue
+            if how == "state" and ctx.is_zip(text, start - left.end(), text[start:pos]):
+                continue
+            if text[start - 1:start] not in _BLANK_OR_START and ctx.in_url_or_email(text, start):
+                pos = ctx.ID_REST.match(text, pos).end()
+                continue
+            diag = how == "dx" or (diag_end >= 0 and ctx.LIST_SEP.match(text, diag_end).end() == start)
+            found = self._classify(kind, text[start:pos], diag)
+            if found is None:
+                continue
+            if found[1] == ICD10CM:
+                self._add(found, (start, pos), (), None, None)
+                diag_end = pos if diag else -1
+                continue
+            diag_end = -1
+            pre_units = int(left["units"][::-1]) if how == "units" else None
+            pos = self._code_with_tail(text, found, start, pos, pre_units or None)
+
+    def _classify(self, kind: str, token: str, diag: bool) -> tuple[str, str, bool] | None:
+        """(code, system, known) for a code-shaped token, or None when it is not taken as a code."""
+        index = self.index
+        if kind == "c5":
+            # Category I codes run from 00100 to 99607; other five-digit numbers are no codes at all.
+            return (token, CPT, index.has(CPT, token)) if "00100" <= token <= "99607" else None
+        up = token.upper()
+        if kind == "c4":
+            if up[4] == "T" and up[0] != "0":  # every Category III code starts with 0
+                return None
+            return up, CPT, index.has(CPT, up)
+        if token[0] == "v" and kind == "icdd":  # "v10.2" is a version, not external cause V10.2
+            return None
+        dotted = index.icd(up)
+        if kind == "icdd":  # written with its dot: a code even when unknown
+            return dotted or up, ICD10CM, dotted is not None
+        if len(up) == 5 and up[1:].isdigit():
+            # Letter + 4 digits is HCPCS or undotted ICD-10-CM ("A0471"): a diagnosis label decides,
+            # then a known HCPCS code, then a known ICD code, then an unknown HCPCS code.
+            hcpcs_shaped = up[0] in ctx.HCPCS_LETTERS
+            if diag:
+                return dotted or dot_icd(up), ICD10CM, dotted is not None
+            if hcpcs_shaped and index.has(HCPCS, up):
+                return up, HCPCS, True
+            if dotted:
+                return dotted, ICD10CM, True
+            return (up, HCPCS, False) if hcpcs_shaped else None
+        if up in ctx.LOOKALIKES:
+            return (dotted, ICD10CM, True) if diag and dotted else None
+        if dotted:
+            return dotted, ICD10CM, True
+        # Undotted unknown ICD-shaped tokens are mostly not codes ("R2D2"); after "Dx" they are.
+        return (dot_icd(up), ICD10CM, False) if diag else None
+
+    def _code_with_tail(self, text: str, found: tuple[str, str, bool], start: int, pos: int,
+                        pre_units: int | None) -> int:
+        """Add a CPT/HCPCS code (or a range) with its modifiers and units; returns where to go on."""
+        group = [(found, (start, pos))]
+        label = None
+        mods: list[str] = []
+        units = None
+        for step in range(MAX_TAIL_STEPS):
+            t = ctx.TAIL.match(text, pos)
+            if t is None:
+                break
+            name = t.lastgroup
+            what = ctx.TAIL_KINDS[name]
+            if what == "range":
+                expanded = self._range(text, found, (start, pos), t, name) if step == 0 else None
+                if expanded is None:
+                    break  # not a range: the scan will read the other end as a code of its own
+                group, label = expanded
+            elif what == "units":
+                value = int(t[name] or ctx.DIGITS.search(t.group()).group())
+                if units is not None or value < 1:
+                    break
+                units = value
+            elif what == "mods":
+                listed = [ctx.modifier_ok(tok, strict=False) for tok in ctx.MOD_IN_LIST.findall(t[name])]
+                listed = [mod for mod in listed if mod]
+                if not listed:
+                    break
+                mods.extend(listed)
+            elif what == "joined":
+                mod = ctx.modifier_ok(t[name], strict=True)
+                if mod is not None:
+                    self.mentioned.setdefault(mod)
+                    pos = t.end()
+                break
+            else:  # one modifier: after a dash, a slash (only in a list, "RT/LT") or a space
+                if what == "slash" and not mods:
+                    break
+                token = text[t.end() - 2:t.end()] if what == "space" else t[name]
+                mod = ctx.modifier_ok(token, strict=what == "space")
+                if mod is None:
+                    break
+                mods.append(mod)
+            pos = t.end()
+        for member, span in group:
+            self._add(member, span, mods, units if units is not None else pre_units, label)
+        return pos
+
+    def _range(self, text: str, lo: tuple[str, str, bool], lo_span: tuple[int, int], t, name: str):
+        """The codes of "62302-62305" with their spans, and the label, or None if it is no range."""
+        if name == "range_to" and ctx.CHANGE_BEFORE.search(text, max(0, lo_span[0] - 40), lo_span[0]):
+            return None
+        token = t[name]
+        kind = "c5" if token.isdigit() else "c4" if token[0].isdigit() else "lett"
+        hi = self._classify(kind, token, False)
+        code, system, _ = lo
+        if hi is None or hi[1] != system or _shape(hi[0]) != _shape(code):
+            return None
+        if not 0 < _number(hi[0]) - _number(code) <= MAX_RANGE:
+            return None
+        label = f"{code}-{hi[0]}"
+        hi_span = t.span(name)
+        shape = _shape(code)
+        # between() compares strings, so "3074F" sorts among five-digit codes: keep one shape.
+        members = [c for c in self.index.between(system, code, hi[0]) if _shape(c) == shape]
+        if not members:  # nothing known in between: report the two ends as unknown codes
+            return [((code, system, False), lo_span), ((hi[0], system, False), hi_span)], label
+        whole = (lo_span[0], hi_span[1])
+        spans = {code: lo_span, hi[0]: hi_span}
+        return [((c, system, True), spans.get(c, whole)) for c in members], label
+
+    def _modifier_mention(self, text: str, kind: str, start: int, pos: int, how: str | None) -> int:
+        """Record "modifier 59", "-59" or a standalone "XS"; returns where the scan goes on."""
+        if how == "modword":
+            listed = ctx.MOD_LIST.match(text, start)
+            for token in ctx.MOD_IN_LIST.findall(listed.group()):
+                mod = ctx.modifier_ok(token, strict=False)
+                if mod is not None:
+                    self.mentioned.setdefault(mod)
+            return max(pos, listed.end())
+        if kind == "num2" and how != "dash":
+            return pos  # a bare two-digit number is no modifier
+        token = text[start:pos]
+        # "Atlanta, GA": the state, not the waiver modifier.
+        if token in ctx.ZIP3 and ctx.COMMA_BEFORE.search(text, max(0, start - 8), start):
+            return pos
+        self.mentioned.setdefault(token)
+        return pos
+
+    def _add(self, found: tuple[str, str, bool], span: tuple[int, int], mods, units: int | None,
+             label: str | None) -> None:
+        code, system, known = found
+        key = (system, code)
+        entry = self.codes.get(key)
+        if entry is None:
+            entry = self.codes[key] = FoundCode(code, system, self.quoted, [], 1, known, [], label)
+        elif label is None:
+            entry.from_range = None  # also named on its own, not only through a range
+        if not self.quoted:
+            entry.spans.append(span)
+        for mod in mods:
+            if mod not in entry.modifiers:
+                entry.modifiers.append(mod)
+        if units is not None and key not in self._units_given:
+            entry.units = units  # the first mention that gives units decides
+            self._units_given.add(key)
+
+
+def _left(text: str, start: int):
+    """What stands just before `start` (label, "Dx", state, "$"...), read backwards, or None."""
+    if start == 0:
+        return None
+    if text[start - 1] in " \t":
+        # Mostly an ordinary word stands in front ("bill 62303"): then the pattern need not run.
+        before = text[max(0, start - 24):start].rstrip(" \t")
+        word = before[before.rfind(" ") + 1:].lower()
+        if word.isalnum() and word not in ctx.LEFT_WORDS:
+            return None
+    return ctx.LEFT_CONTEXT.match(text[max(0, start - ctx.LEFT_WINDOW):start][::-1])

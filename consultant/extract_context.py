@@ -1,0 +1,257 @@
+"""The patterns and word lists extract.py uses to tell codes from look-alikes (ZIPs, phones, IDs...)."""
+from __future__ import annotations
+
+import re
+
+CPT_MODIFIERS = frozenset(
+    "22 23 24 25 26 27 32 33 47 50 51 52 53 54 55 56 57 58 59 62 63 66 76 77 78 79 80 81 82"
+    " 90 91 92 93 95 96 97 99 1P 2P 3P 8P".split()
+)
+HCPCS_MODIFIERS = frozenset(
+    "XE XS XP XU RT LT LC LD RC LM RI E1 E2 E3 E4 FA F1 F2 F3 F4 F5 F6 F7 F8 F9"
+    " TA T1 T2 T3 T4 T5 T6 T7 T8 T9 GA GY GZ GX GT GQ GC GE GP GO GN GV GW KX QW"
+    " JW JZ JG TB TC AI AS AA AD QS SA SB PO PN PD P1 P2 P3 P4 P5 P6 Q5 Q6 Q0 CR CS"
+    " FX FY AQ AR QK QX QZ QY".split()
+)
+MODIFIERS = CPT_MODIFIERS | HCPCS_MODIFIERS
+
+# Standing alone (attached to no code) only these count, and only in upper case: the others are
+# also everyday abbreviations (AI, AS, PO "by mouth", TB, CS, TA, T1/T2 MRI, T3/T4 thyroid, F1 keys).
+STANDALONE_MODIFIERS = (
+    "XE XS XP XU RT LT LC LD RC LM FA GA GY GZ GX GQ GC GP GN KX QW JW JZ JG TC QK QX QZ QY".split()
+)
+
+# Modifiers that are also words or common abbreviations ("99214 AS WELL", "-as needed"): they
+# count only in upper case after a dash or the word "modifier", never after a bare space.
+WORDLIKE_MODIFIERS = frozenset("AS GO AI PO TA AR GE CS CR TB SA SB PD AA AD".split())
+
+HCPCS_LETTERS = frozenset("ABCEGHJKLMPQRSTUV")
+
+# Undotted tokens shaped like ICD-10-CM categories that are nearly always something else (lab
+# tests, vitamins, masks, vehicles, highways); only a diagnosis label makes them codes.
+LOOKALIKES = frozenset("A1C B12 N95 H2O F150 F16 F35 B52 G20 M16 I95 P90 C19".split())
+
+# Words after a number that make it a measurement, never a modifier ("99214 30 minutes").
+_UNIT_WORDS = (
+    "min|mins|minute|minutes|hr|hrs|hour|hours|sec|secs|seconds|units?|u|mg|mcg|ug|g|gm|grams?|kg|lbs?"
+    "|pounds?|ml|cc|mm|cm|ft|feet|inch|inches|percent|days?|wks?|weeks?|mos?|months?|yrs?|years?|yo|y/o"
+    "|times|patients?|pts|sessions?|mmhg|bpm|degrees?"
+)
+_UNIT_AFTER = rf"[ \t]*(?:%|°|(?i:{_UNIT_WORDS})\b)"
+
+# What may not touch a code on its left (words, currency, e-mail, decimals) and on its right
+# (words, e-mail, "99213.00", "99,213,000"); a glued "x2" on the right is units ("J1100x2").
+_NOT_BEFORE = r"[\w$€£¥@.]"
+RIGHT = r"(?:(?![\w@]|\.\w|,[0-9]{3}(?![0-9]))|(?=[xX×][0-9]{1,3}(?!\w)))"
+LEFT = rf"(?<!{_NOT_BEFORE})"
+
+# The end of a would-be modifier: not glued to more text, not a time, date or measurement.
+_MOD_END = rf"(?![\w%]|\.\w|:[0-9]|/[0-9]{{1,2}}/|{_UNIT_AFTER})"
+MODTOK = rf"(?:[0-9]{{2}}|[1238][Pp]|[A-Za-z][A-Za-z0-9]){_MOD_END}"
+_MODLIST = rf"-?{MODTOK}(?:\s*(?:,|/|&|\+|(?i:and|or)\b)\s*-?{MODTOK})*"
+
+# Words after a number that make it an amount or a distance, never a code ("62303 dollars").
+_AMOUNT_WORDS = "dollars?|usd|bucks|cents|miles|km|feet|steps|kcal|calories"
+_UPPER_STARTS = "".join(sorted({m[0] for m in STANDALONE_MODIFIERS}))
+_PHONE_REST = r"(?:\([0-9]{3}\)[ ]?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}(?![0-9])"
+
+# The forward pass. Every match starts at a digit or at the first letter of an upper-case
+# modifier, and the pattern opens with that character class: the regex engine then skips all
+# other text in C, which is what makes the pass fast. Left context (labels before a number,
+# "Dx", a state, "$") is read afterwards by LEFT_CONTEXT, only for the few candidates.
+# The empty groups at the ends name what matched (m.lastgroup); at the front they would slow it.
+MASTER = re.compile(
+    rf"""
+    [0-9{_UPPER_STARTS}]
+    (?:
+        (?<=[A-Za-z][0-9])(?<!{_NOT_BEFORE}[A-Za-z][0-9])   # letter + digit: J1100, M54.16, m5416
+        (?:
+            [0-9]{{3}}(?=[xX×][0-9]{{1,3}}(?!\w))(?P<lett_1>)      # "J1100x2": units glued on
+          | [0-9A-Za-z]\.[0-9A-Za-z]{{1,4}}{RIGHT}(?P<icdd>)
+          | [0-9A-Za-z]{{1,5}}{RIGHT}(?P<lett>)
+        )
+      | (?<=[0-9])(?<!{_NOT_BEFORE}[0-9])                   # the first digit of a number
+        (?:
+            (?<=\([0-9])[0-9]{{2}}\)[ ]?[0-9]{{3}}[ .-][0-9]{{4}}(?![0-9])(?P<phone>)
+          | (?<=1)[ .-]?{_PHONE_REST}(?P<phone_1>)
+          | [0-9]{{2}}[ .-][0-9]{{3}}[ .-][0-9]{{4}}(?![0-9])(?P<phone_2>)
+          | [0-9]{{3}}[-/.][0-9]{{1,2}}[-/.][0-9]{{1,2}}(?!\w)(?P<date>)
+          | [0-9]?[-/.][0-9]{{1,2}}[-/.][0-9]{{2,4}}(?!\w)(?P<date_1>)
+          | [0-9]?:[0-9]{{2}}(?::[0-9]{{2}})?(?P<time>)
+          | [0-9]{{4}}-[0-9]{{4}}(?!\w)(?P<zip4>)
+          | [0-9]{{0,2}}(?:,[0-9]{{3}})+(?:\.[0-9]+)?(?!\w)(?P<amount>)
+          | [0-9]*\.[0-9]+(?!\w)(?P<amount_1>)
+          | [0-9]*(?:\.[0-9]+)?[ ]?(?i:{_AMOUNT_WORDS})\b(?P<amount_2>)
+          | [0-9]{{4}}{RIGHT}(?P<c5>)
+          | [0-9]{{3}}[FfTt]{RIGHT}(?P<c4>)
+          | [0-9]{_MOD_END}(?P<num2>)
+        )
+      | (?<=[A-Z])(?<!\w[A-Z])[A-Z](?<={'|'.join(STANDALONE_MODIFIERS)})(?!\w|-\w)(?P<upmod>)
+    )
+    """,
+    re.VERBOSE,
+)
+# Group name -> what matched ("phone_1" -> "phone").
+KINDS = {name: name.split("_")[0] for name in MASTER.groupindex}
+TRAPS = frozenset("phone date time zip4 amount".split())
+
+# Read on the reversed text just before a candidate, so "claim #" in front of 62303 is matched
+# from the number outwards in one anchored step, however the label is spelled.
+LEFT_WINDOW = 48
+_ID_LABELS = (
+    "claim member mbr subscriber policy acct account invoice inv ref reference group grp id npi tin"
+    " ein ssn taxid mrn icn dcn ticket tracking confirmation conf box suite ste room rm apt apartment"
+    " zip zipcode postal phone tel fax cell pager batch ext extension"
+).split() + ["tax id", "po box", "p.o. box", "p. o. box", "p.o.box", "zip code", "postal code"]
+
+
+def _reversed(words: list[str]) -> str:
+    return "|".join(re.escape(w[::-1]).replace("\\ ", "[ ]") for w in sorted(words, key=len, reverse=True))
+
+
+_STATES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ"
+    " NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU"
+).split()
+
+LEFT_CONTEXT = re.compile(
+    rf"""
+      (?:[ ]?[$€£¥]|[ ]?(?i:dsu|rue|pbg)(?!\w))(?P<currency>)
+    | [ \t]*[:.\#]?[ \t]*(?:(?:\#|(?i:\.?on|\.?son|rebmun|mun|rbn|sdi|di|edoc)(?=[ \t]))[ \t]*)*
+      (?i:{_reversed(_ID_LABELS)})(?!\w)(?P<label>)
+    | [ \t]*\#[ \t]*(?:(?i:tpc|scpch|sedoc|edoc|dci)(?!\w)(?P<codeword>)|(?P<hash>))
+    | [ \t]*(?:[:\#=-][ \t]*)?(?:(?i:si|saw|fo|era)[ \t]+)?(?:[:\#=-][ \t]*)?
+      (?i:(?:s?edoc[ ])?(?:(?:(?:mc[ -]?)?01[ -]?)?dci|xdd|xd|gaid|s[ie]songaid))(?!\w)(?P<dx>)
+    | [ \t]+,?\.?(?:{'|'.join(s[::-1] for s in _STATES)})(?!\w)(?P<state>)
+    | [ \t]+(?i:fo[ \t]+)?(?:(?i:s?tinu|u)[ \t]*|[xX×][ \t]*)(?P<units>[0-9]{{1,3}})(?![\w.,])
+    | -?[ \t]*[:\#]?[ \t]*(?i:s?reifidom|s?dom)(?!\w)(?P<modword>)
+    | -(?![\w\-–.])(?P<dash>)
+    """,
+    re.VERBOSE,
+)
+
+# Everything that may follow a code, one step per match: units, the other end of a range,
+# modifiers (after a dash, a slash, a space or a "modifier" word), or a modifier merely joined by
+# "and" ("62303 and 59": mentioned, too loose to attach). Each branch opens with a plain
+# character so the engine rejects it at a glance; units come before modifiers so "x2" is never
+# read as a would-be modifier, and a range before a dash so "62302-62305" is no modifier.
+# Group names: the part before "_" says what matched.
+_ARTICLE = r"(?i:(?:a|an|the)[ \t]+)?"
+_CODE_AHEAD = rf"{LEFT}(?:[0-9]{{5}}|[0-9]{{4}}[FfTt]|[A-Za-z][0-9]{{4}}){RIGHT}"
+TAIL = re.compile(
+    rf"""
+    [ \t]*
+    (?:
+        [xX×][ \t]*(?P<units>[0-9]{{1,3}})(?!\w|\.[0-9])
+      | \([ \t]*(?:[xX×][ \t]*(?P<units_1>[0-9]{{1,3}})|(?P<units_2>[0-9]{{1,3}})[ \t]*(?i:units?))[ \t]*\)
+      | ,[ \t]*(?P<units_3>[0-9]{{1,3}})[ \t]*(?i:units?)\b
+      | [0-9]{{1,3}}[ \t]*(?i:units?)\b(?P<units_4>)
+      | [-–—][ \t]*(?P<range>{_CODE_AHEAD})
+      | [Tt](?<=\s[Tt])(?i:hrough|hru|o)[ \t]+(?P<range_to>{_CODE_AHEAD})
+      | [-–][ \t]*(?P<mod>{MODTOK})
+      | /[ \t]*(?P<slash>{MODTOK})
+      | [Ww](?:(?i:ith)\b|/)[ \t]*{_ARTICLE}
+        (?:(?i:modifiers?|mods?)\b[ \t]*[:\#]?[ \t]*(?P<mods>{_MODLIST})
+          | -?(?P<mod_1>{MODTOK})[ \t]+(?i:modifier|mod)\b)
+      | [Mm](?i:od(?:ifier)?s?)\b[ \t]*[:\#]?[ \t]*(?P<mods_1>{_MODLIST})
+      | (?:[Aa](?i:nd)|[Pp](?i:lus)|[Ww](?i:ith)|&|\+)[ \t]+-?(?P<joined>{MODTOK})
+      | [0-9A-Z](?<=[ \t][0-9A-Z])[0-9A-Z]{_MOD_END}(?P<space>)
+    )
+    """,
+    re.VERBOSE,
+)
+TAIL_KINDS = {name: name.split("_")[0] for name in TAIL.groupindex}
+
+# Words that, right before a number, may start one of the LEFT_CONTEXT patterns: when the word
+# in front of a candidate is none of these (nor punctuation), the pattern need not run at all.
+LEFT_WORDS = frozenset(
+    [w.split()[-1].replace(".", "") for w in _ID_LABELS]
+    + "no nos number num nbr id ids code codes usd eur gbp dx ddx diag diagnosis diagnoses icd icd10"
+      " icd-10 icd-10-cm cm 10 is was of are unit units u x × modifier modifiers mod mods".split()
+    + [s.lower() for s in _STATES]
+)
+
+MOD_LIST = re.compile(_MODLIST)
+MOD_IN_LIST = re.compile(r"(?<!\w)-?([0-9]{2}|[1238][Pp]|[A-Za-z][A-Za-z0-9])(?!\w)")
+# The rest of an identifier after its label ("claim #62303-01"), skipped with it.
+ID_REST = re.compile(r"[\w-]*")
+
+# What may separate codes of one diagnosis list ("Dx: M54.16, G89.29 and E11.9").
+LIST_SEP = re.compile(r"(?:\s*(?:[,;/&]|(?i:and|or)\b))*\s*")
+
+# "change 99213 to 99214" names two codes, not the range between them.
+CHANGE_BEFORE = re.compile(
+    r"(?i:\b(?:chang|switch|convert|correct|updat|upgrad|downgrad|upcod|downcod|recod|bump|mov)"
+    r"(?:e|es|ed|ing)?[ \t]+(?:it[ \t]+|this[ \t]+|the[ \t]+code[ \t]+)?(?:from[ \t]+)?)$"
+)
+
+# "Springfield, IL 62703", "Austin TX 78701": a city (capitalised word) or a comma before the state.
+CITY_BEFORE = re.compile(r"(?:,|\b[A-Z][A-Za-z.'-]+)[ \t]*$")
+COMMA_BEFORE = re.compile(r",[ \t]*$")
+
+# State abbreviations that are also everyday upper-case words ("99213 OR 97110", "MD", "PA"):
+# before a number they mean a ZIP only with a city or a comma in front.
+AMBIGUOUS_STATES = frozenset(
+    "AL CO CT DE GA HI ID IN LA MA MD ME MS MO NE OH OK OR PA SC VA WA AR RI".split()
+)
+
+# The first three ZIP digits each state uses; a state next to a number outside them is no address.
+_ZIP3 = {
+    "AL": "350-369", "AK": "995-999", "AZ": "850-865", "AR": "716-729 755", "CA": "900-966",
+    "CO": "800-816", "CT": "060-069", "DE": "197-199", "DC": "200-205 569", "FL": "320-349",
+    "GA": "300-319 398-399", "HI": "967-968", "ID": "832-838", "IL": "600-629", "IN": "460-479",
+    "IA": "500-528", "KS": "660-679", "KY": "400-427", "LA": "700-714", "ME": "039-049",
+    "MD": "206-219", "MA": "010-027 055", "MI": "480-499", "MN": "550-567", "MS": "386-397",
+    "MO": "630-658", "MT": "590-599", "NE": "680-693", "NV": "889-898", "NH": "030-038",
+    "NJ": "070-089", "NM": "870-884", "NY": "005 063 100-149", "NC": "270-289", "ND": "580-588",
+    "OH": "430-459", "OK": "730-749", "OR": "970-979", "PA": "150-196", "RI": "028-029",
+    "SC": "290-299", "SD": "570-577", "TN": "370-385", "TX": "733 750-799 885", "UT": "840-847",
+    "VT": "050-059", "VA": "201 220-246", "WA": "980-994", "WV": "247-268", "WI": "530-549",
+    "WY": "820-831", "PR": "006-009", "VI": "008", "GU": "969",
+}
+
+
+def _prefixes(spec: str) -> frozenset[str]:
+    out: set[str] = set()
+    for part in spec.split():
+        lo, _, hi = part.partition("-")
+        out.update(f"{n:03d}" for n in range(int(lo), int(hi or lo) + 1))
+    return frozenset(out)
+
+
+ZIP3 = {state: _prefixes(spec) for state, spec in _ZIP3.items()}
+
+
+def is_zip(text: str, state_start: int, number: str) -> bool:
+    """True when the state at state_start and the number after it read as an address."""
+    state = text[state_start:state_start + 2]
+    if number[:3] not in ZIP3.get(state, ()):
+        return False
+    if state not in AMBIGUOUS_STATES:
+        return True
+    return CITY_BEFORE.search(text, max(0, state_start - 40), state_start) is not None
+
+
+def in_url_or_email(text: str, start: int) -> bool:
+    """True when the token at start sits inside a URL or an e-mail address (same unbroken chunk)."""
+    low = max(0, start - 256)
+    space = max(text.rfind(" ", low, start), text.rfind("\n", low, start), text.rfind("\t", low, start))
+    chunk = text[space + 1 if space >= 0 else low:start]
+    return "://" in chunk or "@" in chunk or chunk[:4].lower() == "www."
+
+
+def modifier_ok(token: str, strict: bool) -> str | None:
+    """The canonical modifier for a token, or None.
+
+    strict (after a bare space, or standing alone) wants upper case and no word-like modifier;
+    otherwise (after a dash or the word "modifier") lower case is fine except for word-like ones.
+    """
+    up = token.upper()
+    if up not in MODIFIERS:
+        return None
+    if strict:
+        return up if token == up and up not in WORDLIKE_MODIFIERS else None
+    return up if token == up or up not in WORDLIKE_MODIFIERS else None
+
+
+DIGITS = re.compile(r"[0-9]+")

@@ -1,0 +1,153 @@
+"""Look codes up in the database: titles, descriptions, families and related codes, with sources."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from .codeindex import ICD10CM, CodeIndex
+from .codetables import Code, Family, Relation, Release
+
+RELATED_LIMIT = 8
+
+
+@dataclass
+class Related:
+    code: str
+    system: str
+    title: str
+    kind: str  # sibling, add-on, primary, see-also, child
+
+
+@dataclass
+class CodeFacts:
+    """Everything the draft and the reviewer need about one code."""
+
+    code: str
+    system: str
+    known: bool
+    title: str = ""
+    description: str = ""
+    family: str | None = None
+    family_title: str | None = None
+    addon: bool = False
+    billable: bool = True
+    status: str = "active"
+    source: str | None = None  # the release the facts came from
+    related: list[Related] = field(default_factory=list)
+
+
+class Lookup:
+    """Code facts from one database, cached until a new release is loaded."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._marker = None
+        self._cache: dict[tuple[str, str], CodeFacts] = {}
+        self.index = CodeIndex()
+        self.refresh()
+
+    def _current_marker(self):
+        return self.session.execute(select(func.count(Release.id), func.max(Release.id))).one()
+
+    def refresh(self) -> None:
+        """Reload the index if a release was loaded since the last look (cheap when nothing changed)."""
+        marker = tuple(self._current_marker())
+        if marker != self._marker:
+            rows = self.session.execute(select(Code.system, Code.code)).all()
+            self.index = CodeIndex.from_rows(rows)
+            self._cache.clear()
+            self._marker = marker
+
+    def facts(self, system: str, code: str) -> CodeFacts:
+        key = (system, code)
+        if key not in self._cache:
+            self._cache[key] = self._load(system, code)
+        return self._cache[key]
+
+    def _load(self, system: str, code: str) -> CodeFacts:
+        row = self.session.get(Code, (system, code))
+        if row is None:
+            return CodeFacts(code=code, system=system, known=False)
+        facts = CodeFacts(code=code, system=system, known=True, title=row.title,
+                          description=row.description or "", family=row.family, addon=row.addon,
+                          billable=row.billable, status=row.status, source=self._release_name(row.release_id))
+        if row.family:
+            family = self.session.get(Family, row.family)
+            facts.family_title = family.title if family else None
+        if system == ICD10CM:
+            facts.related = self._icd_related(row)
+        else:
+            linked = self._relations(row)
+            named = {r.code for r in linked}
+            facts.related = linked + [r for r in self._siblings(row) if r.code not in named][:max(0, RELATED_LIMIT - len(linked))]
+        return facts
+
+    def _release_name(self, release_id: int | None) -> str | None:
+        release = self.session.get(Release, release_id) if release_id else None
+        return release.name if release else None
+
+    def _titles(self, system: str, codes: list[str]) -> dict[str, str]:
+        if not codes:
+            return {}
+        rows = self.session.execute(
+            select(Code.code, Code.title).where(Code.system == system, Code.code.in_(codes))).all()
+        return dict(rows)
+
+    def _relations(self, row: Code) -> list[Related]:
+        out: list[Related] = []
+        forward = self.session.execute(select(Relation.related, Relation.related_system, Relation.kind)
+                                       .where(Relation.system == row.system, Relation.code == row.code)).all()
+        backward = self.session.execute(select(Relation.code, Relation.system)
+                                        .where(Relation.related_system == row.system,
+                                               Relation.related == row.code, Relation.kind == "add-on-of")).all()
+        pairs = [(c, s, "primary" if k == "add-on-of" else k) for c, s, k in forward]
+        pairs += [(c, s, "add-on") for c, s in backward]
+        for system in {s for _, s, _ in pairs}:
+            titles = self._titles(system, [c for c, s, _ in pairs if s == system])
+            out += [Related(c, s, titles.get(c, ""), k) for c, s, k in pairs if s == system]
+        return sorted(out, key=lambda r: (r.kind, r.code))
+
+    def _siblings(self, row: Code) -> list[Related]:
+        """Family members nearest to the code, so 99213 shows 99212 and 99214 before 99202."""
+        if not row.family:
+            return []
+        rows = self.session.execute(select(Code.code, Code.title).where(
+            Code.system == row.system, Code.family == row.family, Code.code != row.code)).all()
+        rows.sort(key=lambda r: (_distance(r[0], row.code), r[0]))
+        nearest = sorted(rows[:RELATED_LIMIT])
+        return [Related(c, row.system, t, "sibling") for c, t in nearest]
+
+    def _icd_related(self, row: Code) -> list[Related]:
+        """A header code lists its billable codes; a billable code lists its neighbours."""
+        if not row.billable:
+            prefix = row.code if "." in row.code else row.code + "."
+            kind = "child"
+            query = select(Code.code, Code.title).where(
+                Code.system == ICD10CM, Code.code.startswith(prefix, autoescape=True), Code.billable)
+        else:
+            parent = _icd_parent(row.code)
+            if parent is None:
+                return []
+            kind = "sibling"
+            query = select(Code.code, Code.title).where(
+                Code.system == ICD10CM, Code.code.startswith(parent, autoescape=True),
+                func.length(Code.code) == len(row.code), Code.code != row.code, Code.billable)
+        limit = RELATED_LIMIT * 2 if kind == "child" else RELATED_LIMIT
+        rows = self.session.execute(query.order_by(Code.code).limit(limit)).all()
+        return [Related(c, ICD10CM, t, kind) for c, t in rows]
+
+
+def _icd_parent(code: str) -> str | None:
+    if "." not in code:
+        return None
+    head, tail = code.split(".", 1)
+    return f"{head}.{tail[:-1]}" if len(tail) > 1 else f"{head}."
+
+
+def _distance(a: str, b: str) -> int:
+    """How far apart two codes of one family are: numerically, with letter prefixes kept apart."""
+    apart = 0 if a[0].isdigit() == b[0].isdigit() and (a[0].isdigit() or a[0] == b[0]) else 10**6
+    return apart + abs(int(re.sub(r"\D", "", a) or 0) - int(re.sub(r"\D", "", b) or 0))

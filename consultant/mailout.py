@@ -1,0 +1,114 @@
+"""Outgoing mail: build a reply from our own values only, connect to SMTP, keep a copy in Sent."""
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+
+from imapclient import IMAPClient
+
+from .config import Settings, Smtp
+from .draft import environment, one_line, safe_address, safe_msg_ids
+from .errors import ConfigError
+from .fetch import tls_context
+from .models import Reply
+
+PENDING, DELIVERED = b"$CCPending", b"$CCSent"
+SMTP_OUTAGES = (OSError, socket.timeout, ssl.SSLError, smtplib.SMTPServerDisconnected,
+                smtplib.SMTPConnectError, smtplib.SMTPHeloError)
+_APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
+
+
+def connect_smtp(smtp: Smtp) -> smtplib.SMTP:
+    """Open a session over implicit TLS, STARTTLS or (loopback only) plain, and log in if asked."""
+    if smtp.security == "tls":
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=tls_context(smtp.cafile))
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+        if smtp.security == "starttls":
+            client.starttls(context=tls_context(smtp.cafile))
+            client.ehlo()
+    if smtp.username:
+        password = smtp.secret()
+        if not password:
+            raise ConfigError("smtp.username is set but there is no SMTP password "
+                              "(CONSULTANT_SMTP__PASSWORD or smtp.password_file)")
+        client.login(smtp.username, password)
+    return client
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p.strip("\n") for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+
+def build(reply: Reply, settings: Settings) -> EmailMessage:
+    """The message as it will be sent. Every header comes from our settings or from values that were
+    checked when the draft was made, and is checked again here: nothing hostile reaches a header."""
+    to_addr = safe_address(reply.to_addr)
+    if not to_addr:
+        raise ValueError(f"reply {reply.id}: the recipient address is not usable")
+    service = settings.service
+    msg = EmailMessage()
+    msg["From"] = formataddr((one_line(service.name, 80), service.address))
+    msg["To"] = to_addr
+    msg["Subject"] = one_line(reply.subject)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = safe_msg_ids([reply.message_id])[0]
+    parent = safe_msg_ids([reply.in_reply_to or ""])
+    if parent:
+        msg["In-Reply-To"] = parent[0]
+    references = safe_msg_ids((reply.references or "").split())
+    if references:
+        msg["References"] = " ".join(references)
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg[service.loop_header] = service.address
+    if reply.edited_text:
+        html = environment(settings.templates_dir()).get_template("reply/edited.html.j2").render(
+            re_subject=one_line(reply.subject), paragraphs=paragraphs(reply.edited_text))
+        text = reply.edited_text
+    else:
+        text, html = reply.text, reply.html
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    return msg
+
+
+class SentFolder:
+    """The copy of every reply in an IMAP folder: put there before sending, marked once delivered,
+    so that after a crash the folder tells whether the server accepted the reply."""
+
+    def __init__(self, client: IMAPClient, folder: str):
+        self.client, self.folder = client, folder
+
+    def put_pending(self, msg: EmailMessage) -> int | None:
+        response = self.client.append(self.folder, msg.as_bytes(), flags=[b"\\Seen", PENDING])
+        match = _APPENDUID.search(response if isinstance(response, bytes) else str(response).encode())
+        if match:
+            return int(match[1])
+        return self.find(msg["Message-ID"])[0]
+
+    def find(self, message_id: str) -> tuple[int | None, bool]:
+        """(uid, delivered) of the live copy with this Message-ID, or (None, False)."""
+        self.client.select_folder(self.folder)
+        uids = self.client.search(["NOT", "DELETED", "HEADER", "Message-ID", message_id])
+        if not uids:
+            return None, False
+        flags = self.client.get_flags(uids)
+        delivered = [u for u in uids if DELIVERED in flags.get(u, ())]
+        return (delivered or uids)[0], bool(delivered)
+
+    def mark_delivered(self, uid: int) -> None:
+        self.client.select_folder(self.folder)
+        self.client.add_flags([uid], [DELIVERED], silent=True)
+        self.client.remove_flags([uid], [PENDING], silent=True)
+
+    def discard(self, uid: int) -> None:
+        """The server refused the reply: the copy must not claim it was sent."""
+        self.client.select_folder(self.folder)
+        self.client.add_flags([uid], [b"\\Deleted"], silent=True)
+        if self.client.has_capability("UIDPLUS"):
+            self.client.expunge([uid])

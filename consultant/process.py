@@ -1,0 +1,222 @@
+"""Screen, parse and draft stored questions: received -> ignored | parsed -> drafted, or quarantined."""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from . import states
+from .config import Settings
+from .draft import draft_reply, safe_address
+from .extract import Findings, FoundCode, find_codes
+from .logs import error, redact, vet
+from .lookup import Lookup
+from .models import Question, RawMessage, Reply, utcnow
+from .reading import UnreadableMessage, decode_header_value, parse_address, parse_msg_ids, read_message
+from .screen import headers_of, screen
+from .states import Status
+
+ACTOR = "worker"
+
+
+@dataclass
+class Counts:
+    drafted: int = 0
+    ignored: int = 0
+    quarantined: int = 0
+    lost_race: int = 0
+    by_reason: dict = field(default_factory=dict)
+
+    @property
+    def handled(self) -> int:
+        return self.drafted + self.ignored + self.quarantined + self.lost_race
+
+    def add(self, other: "Counts") -> None:
+        for name in ("drafted", "ignored", "quarantined", "lost_race"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class StageError(Exception):
+    """An item this stage cannot handle: quarantine it with this reason."""
+
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage, self.reason = stage, reason
+
+
+def findings_json(findings: Findings) -> list[dict]:
+    return [dict(asdict(f), spans=[list(s) for s in f.spans]) for f in findings.codes]
+
+
+class Processor:
+    """Holds what stays the same between batches: settings, the code lookup and the stop flag."""
+
+    def __init__(self, engine: Engine, settings: Settings, stop: threading.Event | None = None):
+        self.engine, self.settings = engine, settings
+        self.stop = stop or threading.Event()
+        self._lookup_session = Session(engine.execution_options(readonly=True))
+        self.lookup = Lookup(self._lookup_session)
+
+    def close(self) -> None:
+        self._lookup_session.close()
+
+    def run_once(self) -> Counts:
+        """Process one bounded batch of received (and leftover parsed) questions; return counts."""
+        self.lookup.refresh()
+        self._lookup_session.rollback()  # end the read snapshot so the next batch sees new data
+        limit = self.settings.worker.batch_size
+        with Session(self.engine) as session:
+            fresh = session.execute(select(Question.id).where(
+                Question.status.in_([Status.RECEIVED, Status.PARSED]), Question.attempts == 0)
+                .order_by(Question.id).limit(limit)).scalars().all()
+            retried = [] if fresh else session.execute(select(Question.id).where(
+                Question.status.in_([Status.RECEIVED, Status.PARSED]), Question.attempts > 0)
+                .order_by(Question.id).limit(limit)).scalars().all()
+        counts = Counts()
+        if fresh:
+            counts.add(self._batch(fresh))
+        for qid in retried:  # a worker died while these were in its batch: one at a time now
+            if self.stop.is_set():
+                break
+            counts.add(self._batch([qid]))
+        return counts
+
+    def _batch(self, ids: list[int]) -> Counts:
+        counts = Counts()
+        # Count the attempt first and commit it, so a message that kills the worker is noticed.
+        with Session(self.engine) as session:
+            session.execute(update(Question).where(Question.id.in_(ids))
+                            .values(attempts=Question.attempts + 1)
+                            .execution_options(synchronize_session=False))
+            session.commit()
+        with Session(self.engine) as session:
+            for qid in ids:
+                if self.stop.is_set():
+                    break
+                self._one(session, qid, counts)
+            session.commit()
+        return counts
+
+    def _one(self, session: Session, qid: int, counts: Counts) -> None:
+        question = session.get(Question, qid)
+        if question is None or question.status not in (Status.RECEIVED, Status.PARSED):
+            counts.lost_race += 1
+            return
+        status = Status(question.status)
+        if question.attempts > self.settings.limits.max_attempts:
+            reason = f"gave up after {question.attempts - 1} attempts that each stopped the worker"
+            self._quarantine(session, question, status, "process", reason, counts)
+            return
+        try:
+            with session.begin_nested():
+                outcome = self._advance(session, question, status)
+        except StageError as exc:
+            self._quarantine(session, question, status, exc.stage, exc.reason, counts)
+            return
+        except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
+            error.exception("question %s: unexpected error while processing", qid)
+            reason = f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+            self._quarantine(session, question, status, "process", reason, counts)
+            return
+        setattr(counts, outcome, getattr(counts, outcome) + 1)
+
+    def _quarantine(self, session, question, status, stage, reason, counts) -> None:
+        if states.transition(session, question.id, status, Status.QUARANTINED, ACTOR, reason, stage=stage):
+            vet.info("question %s quarantined at %s: %s", question.id, stage, reason)
+            counts.quarantined += 1
+        else:
+            counts.lost_race += 1
+
+    def _advance(self, session: Session, question: Question, status: Status) -> str:
+        raw = session.get(RawMessage, question.id)
+        if raw is None or not question.body_downloaded:
+            raise StageError("fetch", "the message body was never downloaded")
+        if status == Status.PARSED:  # requeued after a failed draft: the reading is stored
+            return self._draft(session, question, thread_of(raw.raw), findings_from_json(question))
+        headers = headers_of(raw.raw)
+        verdict = screen(headers, self.settings, self._recent_from(session, question.id))
+        if verdict.action == "quarantine":
+            raise StageError("screen", verdict.reason)
+        limits = self.settings.limits
+        try:
+            reading = read_message(raw.raw, max_parts=limits.max_parts, max_depth=limits.max_depth)
+        except UnreadableMessage as exc:
+            raise StageError("parse", exc.reason)
+        who = dict(from_addr=reading.from_addr, from_name=reading.from_name[:200] or None,
+                   subject=reading.subject, sent_date=reading.date)
+        if verdict.action == "ignore":
+            if not states.transition(session, question.id, Status.RECEIVED, Status.IGNORED, ACTOR,
+                                     verdict.reason, stage="screen", **who):
+                return "lost_race"
+            vet.info("question %s from %s ignored by %s: %s", question.id, redact(reading.from_addr),
+                     verdict.rule, verdict.reason)
+            return "ignored"
+        findings = find_codes(reading.new_text, self.lookup.index, reading.quoted_text)
+        if not states.transition(
+                session, question.id, Status.RECEIVED, Status.PARSED, ACTOR, None, **who,
+                body_source=reading.body_source, new_text=reading.new_text,
+                quoted_text=reading.quoted_text, signature=reading.signature,
+                attachments=[asdict(a) for a in reading.attachments], defects=reading.defects,
+                codes=findings_json(findings), modifiers=findings.modifiers):
+            return "lost_race"
+        session.refresh(question)
+        thread = Thread(reading.reply_to or reading.from_addr, reading.message_id, reading.references)
+        return self._draft(session, question, thread, findings)
+
+    def _draft(self, session: Session, question: Question, thread: "Thread", findings: Findings) -> str:
+        to_addr = safe_address(thread.reply_to)
+        if not to_addr:
+            raise StageError("draft", "no address to reply to (From and Reply-To are unusable)")
+        facts = [self.lookup.facts(f.system, f.code) for f in findings.asked()]
+        reply = draft_reply(
+            question_id=question.id, templates=self.settings.templates_dir(),
+            domain=self.settings.mail_domain(), service_name=self.settings.service.name,
+            from_name=question.from_name or "", to_addr=to_addr, subject=question.subject or "",
+            message_id=thread.message_id, references=thread.references,
+            new_text=question.new_text or "", findings=findings, facts=facts)
+        if not states.transition(session, question.id, Status.PARSED, Status.DRAFTED, ACTOR,
+                                 reply.kind, attempts=0):
+            return "lost_race"
+        session.add(Reply(question_id=question.id, kind=reply.kind, to_addr=reply.to_addr,
+                          subject=reply.subject, text=reply.text, html=reply.html,
+                          message_id=reply.message_id, in_reply_to=reply.in_reply_to,
+                          references=reply.references))
+        session.flush()
+        vet.info("question %s drafted as %s", question.id, reply.kind)
+        return "drafted"
+
+    def _recent_from(self, session: Session, qid: int):
+        since = utcnow() - timedelta(hours=1)
+
+        def count(addr: str) -> int:
+            return session.execute(select(func.count(Question.id)).where(
+                Question.from_addr == addr, Question.received_at >= since, Question.id != qid,
+                Question.status != Status.IGNORED)).scalar_one()
+        return count
+
+
+@dataclass
+class Thread:
+    """Where the reply goes and what it answers, from the question's own headers."""
+
+    reply_to: str | None
+    message_id: str | None
+    references: list[str]
+
+
+def thread_of(raw: bytes) -> Thread:
+    headers = headers_of(raw)
+    _, reply_to = parse_address(decode_header_value(headers.get("Reply-To", "")))
+    _, sender = parse_address(decode_header_value(headers.get("From", "")))
+    ids = parse_msg_ids(str(headers.get("Message-ID", "")))
+    return Thread(reply_to or sender, ids[0] if ids else None,
+                  parse_msg_ids(str(headers.get("References", ""))))
+
+
+def findings_from_json(question: Question) -> Findings:
+    codes = [FoundCode(**dict(c, spans=[tuple(s) for s in c.get("spans", [])])) for c in question.codes or []]
+    return Findings(codes=codes, modifiers=list(question.modifiers or []))

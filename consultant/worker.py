@@ -1,0 +1,203 @@
+"""The worker: a scheduler that runs the stages on a clock, woken early by IMAP IDLE."""
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from .config import Settings
+from .fetch import IMAP_OUTAGES, FetchCounts, Fetcher, connect
+from .logs import OncePerOutage, error, log
+from .process import Counts, Processor
+from .send import Sender
+from .sweep import Sweeper
+
+IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30-minute timeout
+
+
+@dataclass
+class PollResult:
+    fetched: FetchCounts = field(default_factory=FetchCounts)
+    processed: Counts = field(default_factory=Counts)
+    imap_ok: bool = True
+    db_ok: bool = True
+
+
+class Worker:
+    """Owns the stages for one process; `poll_once` is what the scheduler and `poll --once` run."""
+
+    def __init__(self, engine: Engine, settings: Settings, fetch_mail: bool = True):
+        self.engine, self.settings, self.fetch_mail = engine, settings, fetch_mail
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.fetcher = Fetcher(engine, settings, self.stop)
+        self.processor = Processor(engine, settings, self.stop)
+        self.sender = Sender(engine, settings, self.stop)
+        self.sweeper = Sweeper(engine, settings)
+        self.imap_outage = OncePerOutage("IMAP server")
+        self.db_outage = OncePerOutage("database")
+        self.last_poll: PollResult | None = None
+        self._wake_poll: Callable[[], None] = lambda: None
+
+    def close(self) -> None:
+        self.processor.close()
+
+    def poll_once(self) -> PollResult:
+        """Fetch what is new, then process until nothing is waiting (or we are told to stop)."""
+        result = PollResult()
+        if self.fetch_mail:
+            result.fetched, result.imap_ok = self._fetch()
+        try:
+            while not self.stop.is_set():
+                counts = self.processor.run_once()
+                result.processed.add(counts)
+                if counts.handled == 0:
+                    break
+            self.db_outage.ok()
+        except OperationalError as exc:
+            result.db_ok = False
+            self.db_outage.failed(exc)
+        self.last_poll = result
+        return result
+
+    def _fetch(self) -> tuple[FetchCounts, bool]:
+        try:
+            client = connect(self.settings.imap)
+        except IMAP_OUTAGES as exc:
+            self.imap_outage.failed(exc)
+            return FetchCounts(), False
+        try:
+            counts = self.fetcher.run_once(client)
+            self.imap_outage.ok()
+            return counts, True
+        except IMAP_OUTAGES as exc:
+            self.imap_outage.failed(exc)
+            return FetchCounts(), False
+        except OperationalError as exc:
+            self.db_outage.failed(exc)
+            return FetchCounts(), False
+        finally:
+            try:
+                client.logout()
+            except Exception:  # the connection may already be gone
+                pass
+
+    def poll_job(self) -> None:
+        """Loop while IDLE keeps signalling, so a message that lands mid-poll is not left waiting."""
+        while not self.stop.is_set():
+            self.wake.clear()
+            try:
+                self.poll_once()
+            except Exception:
+                error.exception("poll failed")
+            if not self.wake.is_set():
+                return
+
+    def send_job(self) -> None:
+        """Send until nothing is due (a full batch means more may be waiting)."""
+        try:
+            while not self.stop.is_set():
+                counts = self.sender.run_once()
+                if counts.sent + counts.retrying + counts.failed < self.settings.send.batch_size:
+                    return
+        except OperationalError as exc:
+            self.db_outage.failed(exc)
+        except Exception:
+            error.exception("send failed")
+
+    def sweep_job(self) -> None:
+        try:
+            self.sweeper.run_once()
+        except OperationalError as exc:
+            self.db_outage.failed(exc)
+        except Exception:
+            error.exception("sweep failed")
+
+    def idle_loop(self) -> None:
+        """Hold an IDLE connection; on any change, wake the poll. Reconnect with backoff."""
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                client = connect(self.settings.imap)
+            except IMAP_OUTAGES:
+                self.stop.wait(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            try:
+                if not client.has_capability("IDLE"):
+                    log.info("IMAP server does not offer IDLE; polling every %ss", self.settings.worker.poll_every)
+                    return
+                client.select_folder(self.settings.imap.mailbox, readonly=True)
+                delay = 1.0
+                self._idle(client)
+            except IMAP_OUTAGES:
+                self.stop.wait(delay)
+                delay = min(delay * 2, 60.0)
+            finally:
+                try:
+                    client.shutdown()
+                except Exception:
+                    pass
+
+    def _idle(self, client) -> None:
+        while not self.stop.is_set():
+            client.idle()
+            waited = 0.0
+            while not self.stop.is_set() and waited < IDLE_RENEW_SECONDS:
+                responses = client.idle_check(timeout=1)
+                waited += 1
+                if any(r[1] in (b"EXISTS", b"RECENT") for r in responses if len(r) > 1):
+                    self.wake.set()
+                    self._wake_poll()
+            client.idle_done()
+
+    def run(self, send: bool = True) -> None:
+        """Run poll, send and sweep on their clocks until SIGTERM or SIGINT; the current item is
+        finished before the process exits."""
+        every = self.settings.worker
+        scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
+        poll = scheduler.add_job(self.poll_job, "interval", seconds=every.poll_every, id="poll",
+                                 next_run_time=_now())
+        if send:
+            scheduler.add_job(self.send_job, "interval", seconds=every.send_every, id="send",
+                              next_run_time=_now())
+            scheduler.add_job(self.sweep_job, "interval", seconds=every.sweep_every, id="sweep",
+                              next_run_time=_now())
+
+        def wake_poll():
+            try:
+                poll.modify(next_run_time=_now())
+            except Exception:  # the scheduler is shutting down
+                pass
+        self._wake_poll = wake_poll
+
+        def on_signal(signum, _frame):
+            log.info("signal %s: finishing the current item, then stopping", signum)
+            self.stop.set()
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
+        scheduler.start()
+        idle = None
+        if self.fetch_mail and self.settings.imap.idle:
+            idle = threading.Thread(target=self.idle_loop, name="imap-idle", daemon=True)
+            idle.start()
+        try:
+            while not self.stop.wait(0.5):
+                pass
+        finally:
+            scheduler.shutdown(wait=True)
+            if idle:
+                idle.join(timeout=5)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self.close()
+
+
+def _now():
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc)

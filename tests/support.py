@@ -1,0 +1,47 @@
+"""Helpers shared by the tests (plain functions; fixtures live in conftest.py)."""
+from __future__ import annotations
+
+from consultant.config import Settings
+
+
+def make_settings(db_url: str = "sqlite:///:memory:", imap_user=None, **sections) -> Settings:
+    """Settings for a test: the database, optionally a Dovecot user, and section overrides."""
+    data: dict = {"database": {"url": db_url}}
+    if imap_user is not None:
+        data["imap"] = dict(host=imap_user.host, port=imap_user.port, security="plain",
+                            username=imap_user.username, password=imap_user.password, idle=False)
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return Settings.model_validate(data)
+
+
+def smtp_section(server, **extra) -> dict:
+    """The [smtp] section for the test SMTP server (plain on loopback unless told otherwise)."""
+    return dict(dict(host=server.host, port=server.port, security="plain"), **extra)
+
+
+def drafted(engine, settings, raw: bytes) -> int:
+    """Store one message and run it through screen, parse and draft; return its id."""
+    from sqlmodel import Session
+
+    from consultant import operator
+    from consultant.process import Processor
+
+    with Session(engine) as session:
+        qid = operator.inject(session, raw, "test", "test.eml")
+        session.commit()
+    processor = Processor(engine, settings)
+    try:
+        while processor.run_once().handled:
+            pass
+    finally:
+        processor.close()
+    return qid
+
+
+def question_bytes(n: int, body: str = "Can I bill 62303 with 72128, and do I need modifier 59? Dx M54.16",
+                   sender: str | None = None) -> bytes:
+    sender = sender or f"coder{n}@ridgeview-clinic.test"
+    return (f"From: Coder {n} <{sender}>\r\nTo: ask@caseconsultant.test\r\n"
+            f"Subject: myelogram question {n}\r\nMessage-ID: <q{n}@ridgeview-clinic.test>\r\n"
+            f"References: <earlier{n}@ridgeview-clinic.test>\r\n\r\n{body}\r\n").encode()

@@ -1,0 +1,93 @@
+"""The worker against a real Dovecot: poll --once drafts, IDLE picks mail up in seconds, outages change nothing."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from consultant.models import Question, Reply
+from consultant.worker import Worker
+from support import make_settings
+
+QUESTION = (b"From: Jane Doe <jane.doe@ridgeview-clinic.test>\r\nTo: ask@caseconsultant.test\r\n"
+            b"Subject: myelogram\r\nMessage-ID: <w%d@ridgeview-clinic.test>\r\n\r\n"
+            b"Can I bill 62303 with 72128, and do I need modifier 59? Dx M54.16\r\n")
+
+
+def statuses(engine):
+    with Session(engine) as session:
+        return session.execute(select(Question.status).order_by(Question.id)).scalars().all()
+
+
+def test_poll_once_takes_a_question_from_the_inbox_to_a_draft(engine, db_url, dovecot, imap_user):
+    dovecot.deliver(imap_user, QUESTION % 1)
+    dovecot.deliver(imap_user, b"From: MAILER-DAEMON@mx.test\r\nReturn-Path: <>\r\nSubject: failure\r\n\r\nbounced\r\n")
+    worker = Worker(engine, make_settings(db_url, imap_user))
+    try:
+        result = worker.poll_once()
+    finally:
+        worker.close()
+    assert (result.fetched.stored, result.processed.drafted, result.processed.ignored) == (2, 1, 1)
+    assert statuses(engine) == ["drafted", "ignored"]
+    with Session(engine) as session:
+        reply = session.execute(select(Reply)).scalars().one()
+    assert reply.to_addr == "jane.doe@ridgeview-clinic.test" and reply.in_reply_to == "<w1@ridgeview-clinic.test>"
+
+
+def test_an_imap_outage_changes_nothing_and_is_logged_once(sqlite_engine, sqlite_url, dovecot, imap_user, caplog):
+    settings = make_settings(sqlite_url, imap_user, imap={"port": imap_user.port, "timeout": 2})
+    dovecot.stop()
+    try:
+        worker = Worker(sqlite_engine, settings)
+        with caplog.at_level("WARNING", logger="consultant"):
+            results = [worker.poll_once() for _ in range(3)]
+        worker.close()
+    finally:
+        dovecot.start()
+    assert [r.imap_ok for r in results] == [False, False, False]
+    assert statuses(sqlite_engine) == []
+    outage_lines = [r for r in caplog.records if "IMAP server unreachable" in r.getMessage()]
+    assert len(outage_lines) == 1
+
+
+def test_idle_picks_up_a_new_question_within_seconds(sqlite_engine, sqlite_url, dovecot, imap_user):
+    settings = make_settings(sqlite_url, imap_user, imap={"idle": True}, worker={"poll_every": 3600})
+    worker = Worker(sqlite_engine, settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first poll finds an empty inbox; IDLE is set up
+        delivered = time.monotonic()
+        dovecot.deliver(imap_user, QUESTION % 2)
+        while statuses(sqlite_engine) != ["drafted"] and time.monotonic() - delivered < 10:
+            time.sleep(0.05)
+        took = time.monotonic() - delivered
+    finally:
+        worker.stop.set()
+        thread.join(timeout=10)
+    assert statuses(sqlite_engine) == ["drafted"]
+    assert took < 5, f"IDLE pickup took {took:.1f}s"
+    assert not thread.is_alive()
+
+
+def test_sigterm_stops_the_worker_cleanly(sqlite_url, dovecot, imap_user, tmp_path):
+    env = dict(os.environ, CONSULTANT_DATABASE__URL=sqlite_url, CONSULTANT_IMAP__HOST=imap_user.host,
+               CONSULTANT_IMAP__PORT=str(imap_user.port), CONSULTANT_IMAP__SECURITY="plain",
+               CONSULTANT_IMAP__USERNAME=imap_user.username, CONSULTANT_IMAP__PASSWORD=imap_user.password,
+               CONSULTANT_PATHS__VAR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "consultant", "run"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(3)
+        assert proc.poll() is None, proc.stdout.read().decode()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out.decode()
+    assert b"worker stopped" in out and b"Traceback" not in out
