@@ -13,6 +13,7 @@ MAX_TAIL_STEPS = 16
 
 # What may stand before a token that cannot be inside a URL or an e-mail address.
 _BLANK_OR_START = ("", " ", "\n", "\t")
+_ODD_SPACES = ("\u00a0", "\u2007", "\u202f")
 
 
 @dataclass
@@ -78,6 +79,11 @@ class _Scan:
         self._units_given: set[tuple[str, str]] = set()
 
     def run(self, text: str) -> None:
+        # Text converted from HTML is full of no-break spaces; read them as spaces (same length,
+        # so every offset still points into the original text).
+        for space in _ODD_SPACES:
+            if space in text:
+                text = text.replace(space, " ")
         search, kinds, traps = ctx.MASTER.search, ctx.KINDS, ctx.TRAPS
         pos = 0
         diag_end = -1  # where the last diagnosis-labelled code ended, for "Dx: M54.16, G89.29"
@@ -225,8 +231,8 @@ class _Scan:
 
     def _modifier_mention(self, text: str, kind: str, start: int, pos: int, how: str | None) -> int:
         """Record "modifier 59", "-59" or a standalone "XS"; returns where the scan goes on."""
-        if how == "modword":
-            listed = ctx.MOD_LIST.match(text, start)
+        listed = ctx.MOD_LIST.match(text, start) if how == "modword" else None
+        if listed is not None:  # "modifiers 25 and 59": the whole list
             for token in ctx.MOD_IN_LIST.findall(listed.group()):
                 mod = ctx.modifier_ok(token, strict=False)
                 if mod is not None:

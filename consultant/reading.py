@@ -111,10 +111,11 @@ class _Walker:
             part, depth, hidden = stack.pop()
             self.count += 1
             if self.count > self.max_parts:
-                raise UnreadableMessage(f"The message has more than {self.max_parts} MIME parts.")
+                raise UnreadableMessage(f"too many parts: the message has more than {self.max_parts} "
+                                        "MIME parts (limits.max_parts)")
             if depth > self.max_depth:
-                raise UnreadableMessage(
-                    f"The message nests MIME parts more than {self.max_depth} levels deep.")
+                raise UnreadableMessage(f"nested too deep: MIME parts more than {self.max_depth} "
+                                        "levels deep (limits.max_depth)")
             for defect in part.defects:
                 name = type(defect).__name__.removesuffix("Defect")
                 self.defects.append(_CAMEL.sub(" ", name).lower())

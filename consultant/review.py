@@ -74,7 +74,9 @@ def release(session: Session, question_id: int, actor: str, force: bool = False)
 def _hold(session: Session, question_id: int, actor: str, minutes: int) -> Question:
     """Make sure `actor` holds the claim: claim a drafted question, refuse one held by another."""
     q = queries.get(session, question_id)
-    if q.status == Status.IN_REVIEW and q.claimed_by != actor and _claim_is_live(q):
+    if q.status == Status.IN_REVIEW and q.claimed_by == actor:
+        return q
+    if q.status == Status.IN_REVIEW and _claim_is_live(q):
         raise ReviewError(f"question {question_id} is {_describe_claim(q)}")
     if q.status in (Status.DRAFTED, Status.IN_REVIEW):
         return claim(session, question_id, actor, minutes)

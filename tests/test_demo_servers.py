@@ -7,7 +7,6 @@ import email.policy
 import smtplib
 import socket
 import threading
-import time
 from email.message import EmailMessage
 
 import pytest
@@ -160,25 +159,22 @@ def test_append_can_set_flags_and_target_sent_but_not_an_unknown_mailbox(server,
 
 def test_an_idle_client_is_told_about_a_message_appended_by_the_server(server, client):
     client.idle()
-    started = time.monotonic()
     server.append(make_message(11))
     responses = client.idle_check(timeout=5)
-    elapsed = time.monotonic() - started
     client.idle_done()
     assert (4, b"EXISTS") in responses
-    assert elapsed < 2
 
 
-def test_forty_messages_are_fetched_in_well_under_two_seconds():
-    with DemoImapServer(USER, PASSWORD, [make_message(n) for n in range(40)]) as srv:
+def test_forty_seeded_messages_are_all_served_byte_for_byte():
+    messages = [make_message(n) for n in range(40)]
+    with DemoImapServer(USER, PASSWORD, messages) as srv:
         client = connect(srv)
         client.select_folder("INBOX")
-        started = time.perf_counter()
         uids = client.search()
-        client.fetch(uids, ["RFC822.SIZE"])
+        sizes = client.fetch(uids, ["RFC822.SIZE"])
         bodies = client.fetch(uids, ["BODY.PEEK[]"])
-        assert time.perf_counter() - started < 2
-        assert len(bodies) == 40
+        assert [bodies[u][b"BODY[]"] for u in sorted(uids)] == messages
+        assert [sizes[u][b"RFC822.SIZE"] for u in sorted(uids)] == [len(m) for m in messages]
         client.logout()
 
 

@@ -431,9 +431,19 @@ def test_short_and_empty_text_never_breaks_the_finder(text):
     find_codes(text, INDEX, text)
 
 
+@pytest.mark.parametrize("text", ["MODIFIER XS.0", "modifier 59.5", "modifier XS-", "mod 25:00"])
+def test_a_modifier_word_before_an_odd_token_never_breaks_the_finder(text):
+    find_codes(text, INDEX)
+
+
 def test_odd_unicode_around_codes_does_not_break_the_finder():
     text = "\u200b99213\u00a0\U0001F600 M54.16\u2028İstanbul ＃９９２１３ ٩٩٢١٣ e\u0301 J1100"
     assert codes(text) == ["99213", "M54.16", "J1100"]
+
+
+def test_a_no_break_space_counts_as_a_space():
+    found = find_codes("claim\u00a0#62303 and 99213\u00a0-25\u202fx2", INDEX).codes
+    assert [(c.code, c.modifiers, c.units, c.spans) for c in found] == [("99213", ["25"], 2, [(17, 22)])]
 
 
 def test_fullwidth_and_other_script_digits_are_not_codes():
@@ -451,6 +461,7 @@ _FRAGMENTS = st.sampled_from([
     "99213", "62302-62305", "-25", " 25", "J1100", " x2", "M54.16", "m5416", "Dx ", "modifier ", "XS",
     "(555) 123-4567", "$", "#", "claim ", "IL ", "62703", "3074F", "0042t", "2 units of ", " to ", "-",
     "–", " ", "\n", ".", ",", "/", "@", "https://", "A0471", "Z3A.38", "T36.0X1A", "E11", "ICD-10 ",
+    "MODIFIER ", ".0", "RT", "/LT", " and ", "Springfield, ", "$ ", "×3", "(3 units)", "change ",
 ])
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import quopri
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -382,11 +381,11 @@ def test_a_less_than_sign_in_html_text_survives():
         "If age < 18 use 99382, else 99385\nnext")
 
 
-def test_a_flood_of_unclosed_tags_is_converted_in_linear_time():
-    # html.parser rescans an unclosed tag to the end at every "<"; unguarded this takes minutes.
-    started = time.perf_counter()
-    read(html("<a" * 150_000))
-    assert time.perf_counter() - started < 20
+def test_a_flood_of_unclosed_tags_does_not_hide_the_text_after_it():
+    # html.parser rescans an unclosed tag to the end at every "<"; unguarded this takes minutes
+    # (the speed itself is measured in bench/, the pytest timeout catches a regression).
+    reading = read(html("<a" * 150_000 + "<p>Is 99213 right?</p>"))
+    assert "Is 99213 right?" in reading.body_text
 
 
 def test_html_table_cells_stay_apart():

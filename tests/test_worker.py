@@ -69,8 +69,8 @@ def test_idle_picks_up_a_new_question_within_seconds(sqlite_engine, sqlite_url, 
     finally:
         worker.stop.set()
         thread.join(timeout=10)
-    assert statuses(sqlite_engine) == ["drafted"]
-    assert took < 5, f"IDLE pickup took {took:.1f}s"
+    # poll_every is an hour: only IDLE can have woken the worker within the wait.
+    assert statuses(sqlite_engine) == ["drafted"], f"not drafted {took:.1f}s after delivery"
     assert not thread.is_alive()
 
 
