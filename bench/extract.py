@@ -1,0 +1,81 @@
+"""Code finder throughput: MB/s of body text, and questions/s for screen + parse + extract alone.
+
+Prints one JSON line. Uses the synthetic questions in mailbox_fixtures/ (the ones that are drafted)
+and a small in-memory code index, so it needs no database or server.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from consultant.codeindex import CodeIndex  # noqa: E402
+from consultant.config import Settings  # noqa: E402
+from consultant.extract import find_codes  # noqa: E402
+from consultant.reading import read_message  # noqa: E402
+from consultant.screen import headers_of, screen  # noqa: E402
+
+
+def questions() -> list[bytes]:
+    out = []
+    for path in sorted((ROOT / "mailbox_fixtures").glob("*.eml")):
+        expect = tomllib.loads(path.with_suffix(".expect.toml").read_text())
+        if expect["status"] == "drafted":
+            out.append(path.read_bytes())
+    return out
+
+
+def index(readings) -> CodeIndex:
+    cpt, hcpcs, icd = set(), set(), set()
+    for r in readings:
+        for f in find_codes(r.new_text, CodeIndex(), r.quoted_text).codes:
+            {"CPT": cpt, "HCPCS": hcpcs}.get(f.system, icd).add(f.code)
+    cpt |= {f"{n:05d}" for n in range(99202, 99500)}
+    return CodeIndex(cpt=cpt, hcpcs=hcpcs | {"J1100", "G0439"}, icd=icd | {"M54.16", "E11.9", "I10"})
+
+
+def best_of(runs: int, func) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    raws = questions()
+    readings = [read_message(r) for r in raws]
+    idx = index(readings)
+    texts = [r.new_text for r in readings]
+    repeat = max(1, 5_000_000 // sum(len(t) for t in texts))
+    corpus = texts * repeat
+    size_mb = sum(len(t.encode()) for t in corpus) / 1e6
+    extract_s = best_of(3, lambda: [find_codes(t, idx) for t in corpus])
+    settings = Settings()
+    batch = raws * 20
+
+    def pipeline():
+        for raw in batch:
+            screen(headers_of(raw), settings)
+            r = read_message(raw)
+            find_codes(r.new_text, idx, r.quoted_text)
+
+    pipeline_s = best_of(3, pipeline)
+    print(json.dumps({
+        "bench": "extract", "cores": os.cpu_count(), "python": platform.python_version(),
+        "text_mb": round(size_mb, 2), "mb_per_s": round(size_mb / extract_s, 1),
+        "target_mb_per_s": 10, "questions": len(batch),
+        "rate_per_s": round(len(batch) / pipeline_s), "what": "screen + parse + extract, per question",
+    }))
+
+
+if __name__ == "__main__":
+    main()
