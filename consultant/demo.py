@@ -72,9 +72,9 @@ def prepare_database(engine, console: Console) -> None:
 
 def drafted_table(engine) -> Table:
     table = Table(title="What the worker did with each question")
-    for name, width in (("id", 3), ("status", 11), ("from", 26), ("subject", 34), ("codes asked", 30),
+    for name, width in (("id", 4), ("status", 11), ("from", 26), ("subject", 34), ("codes asked", 30),
                         ("reply / reason", 34)):
-        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=width)
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=width, min_width=min(width, 4))
     with Session(engine) as session:
         rows = session.execute(select(Question, Reply.kind).outerjoin(Reply, (Reply.question_id == Question.id) & (Reply.purpose == "answer"))
                                .order_by(Question.id)).all()
@@ -151,6 +151,7 @@ def run(console: Console, var: Path, once: bool) -> int:
                 f"  .venv/bin/consultant --config {config_path} approve 1 --as you\n"
                 f"and the answer appears in {outbox}/ within seconds. Ctrl-C to stop.")
             Worker(engine, settings).run()
+            console.print("demo stopped; the database stays in " + str(var / "demo.db"))
             return 0
         finally:
             engine.dispose()
