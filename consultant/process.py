@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -29,7 +29,6 @@ class Counts:
     ignored: int = 0
     quarantined: int = 0
     lost_race: int = 0
-    by_reason: dict = field(default_factory=dict)
 
     @property
     def handled(self) -> int:

@@ -13,14 +13,9 @@ import pytest
 from sqlmodel import Session
 
 from consultant.codeload import load_icd10cm, load_starter
-from consultant.config import Settings
-from support import make_settings
 from consultant.db import make_engine, upgrade
 
 pytest_plugins = ["servers.fixtures"]
-
-FIXTURES = Path(__file__).resolve().parent.parent / "mailbox_fixtures"
-
 
 def seed(url: str) -> None:
     engine = make_engine(url)
@@ -76,8 +71,3 @@ def sqlite_engine(sqlite_url):
     engine = make_engine(sqlite_url)
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def settings(db_url) -> Settings:
-    return make_settings(db_url)
