@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import importlib.metadata
 import warnings
+from datetime import date
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -67,9 +68,11 @@ def load_starter(session: Session, data_dir: Path = DATA, progress: Progress | N
     codes, relations = [], []
     for r in _all_rows(data_dir, "codes"):
         addon_to = (r.get("addon_to") or "").split()
+        end = r.get("end_date") or None
         codes.append(dict(system=r["system"], code=r["code"].upper(), title=r["title"],
                           description=r["description"], family=r["family"] or None,
-                          addon=bool(addon_to), release_id=release.id))
+                          addon=bool(addon_to), status=r.get("status") or "active",
+                          end_date=date.fromisoformat(end) if end else None, release_id=release.id))
         relations += [dict(system=r["system"], code=r["code"].upper(), kind="add-on-of",
                            related_system=system_of(p), related=p.upper(), release_id=release.id)
                       for p in addon_to]
@@ -85,8 +88,14 @@ def load_starter(session: Session, data_dir: Path = DATA, progress: Progress | N
     return release
 
 
-def icd10cm_rows() -> Iterable[tuple[str, str, bool]]:
-    """(dotted code, description, billable) for every ICD-10-CM category and subcategory.
+NOTE_KINDS = {"excludes1": "get_excludes1", "excludes2": "get_excludes2", "code_first": "get_code_first",
+              "use_additional": "get_use_additional_code", "code_also": "get_code_also",
+              "includes": "get_includes", "inclusion_terms": "get_inclusion_term"}
+
+
+def icd10cm_rows() -> Iterable[tuple[str, str, bool, str | None, dict | None]]:
+    """(dotted code, description, billable, parent code, notes) for every ICD-10-CM category and
+    subcategory; notes are the excludes/code-first/use-additional lists the package carries.
 
     Imports simple_icd_10_cm (about 2 s and 200 MB), so only `consultant init` and
     `codes load` call this, never the worker.
@@ -96,18 +105,21 @@ def icd10cm_rows() -> Iterable[tuple[str, str, bool]]:
         import simple_icd_10_cm as icd
     for code in icd.get_all_codes(True):
         if icd.is_category_or_subcategory(code):
-            yield code, icd.get_description(code), icd.is_leaf(code)
+            parent = icd.get_parent(code)
+            notes = {kind: items for kind, name in NOTE_KINDS.items() if (items := getattr(icd, name)(code))}
+            yield (code, icd.get_description(code), icd.is_leaf(code),
+                   parent if parent and "-" not in parent else None, notes or None)
 
 
 def load_icd10cm(session: Session, progress: Progress | None = None,
-                 rows: Iterable[tuple[str, str, bool]] | None = None) -> Release:
+                 rows: Iterable[tuple] | None = None) -> Release:
     version = importlib.metadata.version("simple-icd-10-cm")
     release = _new_release(session, "icd10cm", f"ICD-10-CM (simple-icd-10-cm {version})", None)
     items = list(rows if rows is not None else icd10cm_rows())
     for start in range(0, len(items), CHUNK):
         chunk = items[start:start + CHUNK]
-        _insert(session, Code, [dict(system=ICD10CM, code=c, title=t, billable=b, release_id=release.id)
-                                for c, t, b in chunk])
+        _insert(session, Code, [dict(system=ICD10CM, code=c, title=t, billable=b, parent=p, notes=n,
+                                     release_id=release.id) for c, t, b, p, n in chunk])
         if progress:
             progress(min(start + CHUNK, len(items)), len(items))
     release.rows = len(items)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from .models import utcnow
@@ -17,6 +17,7 @@ class Release(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=30)  # starter, icd10cm, cpt, hcpcs, ncci-ptp, mue, pfs-rvu
     name: str = Field(max_length=200)
+    file_name: str | None = Field(default=None, max_length=300)
     effective: str | None = Field(default=None, max_length=20)
     rows: int = 0
     loaded_at: datetime = Field(default_factory=utcnow)
@@ -50,6 +51,8 @@ class Code(SQLModel, table=True):
     status: str = Field(default="active", max_length=12)
     effective: date | None = None
     end_date: date | None = None
+    parent: str | None = Field(default=None, max_length=10)  # ICD-10-CM: the code one level up
+    notes: dict | None = Field(default=None, sa_column=Column(JSON))  # ICD-10-CM: excludes1, code_first...
     release_id: int | None = Field(default=None, foreign_key="code_release.id")
 
 
@@ -81,6 +84,7 @@ class PtpEdit(SQLModel, table=True):
     effective: date | None = None
     deletion: date | None = None
     modifier_indicator: str = Field(max_length=1)
+    prior_1996: bool = False
     rationale: str | None = Field(default=None, sa_column=Column(Text))
     release_id: int | None = Field(default=None, foreign_key="code_release.id")
 
@@ -97,4 +101,41 @@ class Mue(SQLModel, table=True):
     units: int
     adjudication: str | None = Field(default=None, max_length=60)
     rationale: str | None = Field(default=None, sa_column=Column(Text))
+    release_id: int | None = Field(default=None, foreign_key="code_release.id")
+
+
+class FeeRule(SQLModel, table=True):
+    """Physician fee schedule indicators per code (and modifier): global days and which of the
+    modifiers 50, 51, 62, 66 and 80 the payer allows."""
+
+    __tablename__ = "fee_rule"
+    __table_args__ = (Index("ix_fee_rule_code", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=10)
+    modifier: str | None = Field(default=None, max_length=2)
+    status_code: str | None = Field(default=None, max_length=2)
+    global_days: str | None = Field(default=None, max_length=4)
+    mult_proc: str | None = Field(default=None, max_length=2)
+    bilat_surg: str | None = Field(default=None, max_length=2)
+    asst_surg: str | None = Field(default=None, max_length=2)
+    co_surg: str | None = Field(default=None, max_length=2)
+    team_surg: str | None = Field(default=None, max_length=2)
+    release_id: int | None = Field(default=None, foreign_key="code_release.id")
+
+
+class Descriptor(SQLModel, table=True):
+    """A descriptor from a licensed file (AMA CPT, CMS HCPCS), kept apart from our own words."""
+
+    __tablename__ = "code_descriptor"
+    __table_args__ = (Index("ix_descriptor_code", "system", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    system: str = Field(max_length=12)
+    code: str = Field(max_length=10)
+    kind: str = Field(max_length=10)  # long, medium, short
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    effective: date | None = None
+    end_date: date | None = None
+    action: str | None = Field(default=None, max_length=2)
     release_id: int | None = Field(default=None, foreign_key="code_release.id")

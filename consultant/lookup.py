@@ -115,7 +115,8 @@ class Lookup:
         if not row.family:
             return []
         rows = self.session.execute(select(Code.code, Code.title).where(
-            Code.system == row.system, Code.family == row.family, Code.code != row.code)).all()
+            Code.system == row.system, Code.family == row.family, Code.code != row.code,
+            Code.status == "active")).all()
         rows.sort(key=lambda r: (_distance(r[0], row.code), r[0]))
         nearest = sorted(rows[:RELATED_LIMIT])
         return [Related(c, row.system, t, "sibling") for c, t in nearest]

@@ -1,0 +1,1 @@
+"""`consultant codes import KIND FILE` and `consultant codes releases`."""

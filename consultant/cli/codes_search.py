@@ -1,0 +1,1 @@
+"""`consultant codes search WORDS`."""
