@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, mo
 from .errors import ConfigError
 
 ENV_PREFIX = "CONSULTANT_"
-SECRET_KEYS = {("imap", "password"), ("smtp", "password")}
+SECRET_KEYS = {("imap", "password"), ("smtp", "password"), ("web", "secret_key"), ("web", "metrics_token")}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -154,6 +154,29 @@ class Paths(Section):
     var: str = "var"
 
 
+class Web(Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: str = ""
+    secret_key_file: str = ""
+    session_minutes: int = 480
+    login_window: Duration = 900.0
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
+    metrics_token: str = ""
+    metrics_token_file: str = ""
+
+    def secret(self, key: str = "secret_key") -> str:
+        """The secret key (or metrics token): from the environment, or read from its *_file."""
+        path = getattr(self, f"{key}_file")
+        if path:
+            try:
+                return Path(path).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"web.{key}_file {path!r} cannot be read: {exc.strerror}")
+        return getattr(self, key)
+
+
 class Settings(Section):
     service: Service = Service()
     database: Database = Database()
@@ -166,6 +189,7 @@ class Settings(Section):
     send: Send = Send()
     log: Log = Log()
     paths: Paths = Paths()
+    web: Web = Web()
 
     def templates_dir(self) -> Path:
         if self.paths.templates:

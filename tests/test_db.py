@@ -4,6 +4,7 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from consultant import codetables, models  # noqa: F401  (register the tables)
+from consultant import accounts  # noqa: F401  (the desk users and logins)
 from consultant.db import is_initialised, make_engine, upgrade
 
 

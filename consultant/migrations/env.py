@@ -3,6 +3,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from consultant import codetables, models  # noqa: F401  (register the tables)
+from consultant import accounts  # noqa: F401  (the desk users and logins)
 
 config = context.config
 target_metadata = SQLModel.metadata
