@@ -1,0 +1,107 @@
+"""The queue: waiting questions oldest first, filters, keyset pagination, and "next item"."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import Text, cast, select
+from sqlmodel import Session
+
+from .. import queries
+from ..models import Question, utcnow
+from ..states import WAITING, Status
+from .session import REVIEWER, Who, desk
+
+router = APIRouter()
+PAGE = 50
+CODE = re.compile(r"[A-Z0-9][A-Z0-9.]{2,8}")
+STATUS_CHOICES = ["waiting"] + [s.value for s in Status]
+
+
+@dataclass
+class Row:
+    id: int
+    status: str
+    received_at: datetime
+    sender: str
+    subject: str
+    codes: list[str]
+    claimed_by: str | None
+    claim_live: bool
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def page(session: Session, status: str = "waiting", code: str = "", mine: str | None = None,
+         after: int = 0, before: int = 0, limit: int = PAGE) -> tuple[list[Row], bool, bool]:
+    """One page of the queue by keyset (id), so page 2,000 costs what page 1 costs.
+    Returns (rows, has_newer, has_older)."""
+    statuses = [s.value for s in WAITING] if status == "waiting" else [Status(status).value]
+    query = select(Question.id, Question.status, Question.received_at, Question.from_addr,
+                   Question.from_name, Question.subject, Question.codes, Question.claimed_by,
+                   Question.claimed_until).where(Question.status.in_(statuses))
+    if mine:
+        query = query.where(Question.claimed_by == mine)
+    if code:
+        # The JSON list as stored; the code is checked against CODE, so it holds no LIKE wildcards.
+        query = query.where(cast(Question.codes, Text).like(f'%"code": "{code}"%'))
+    if before:
+        rows = session.execute(query.where(Question.id < before).order_by(Question.id.desc())
+                               .limit(limit + 1)).all()
+        more, rows = len(rows) > limit, list(reversed(rows[:limit]))
+        has_older, has_newer = more, True
+    else:
+        rows = session.execute(query.where(Question.id > after).order_by(Question.id).limit(limit + 1)).all()
+        has_newer, rows = len(rows) > limit, rows[:limit]
+        has_older = bool(after)
+    now = utcnow()
+    out = []
+    for r in rows:
+        until = _aware(r.claimed_until)
+        sender = f"{r.from_name} <{r.from_addr}>" if r.from_name and r.from_addr else (r.from_addr or "-")
+        out.append(Row(r.id, r.status, _aware(r.received_at), sender, r.subject or "(no subject)",
+                       [c["code"] for c in (r.codes or []) if not c.get("quoted")], r.claimed_by,
+                       bool(r.claimed_by and until and until > now)))
+    return out, has_newer, has_older
+
+
+@router.get("/queue")
+def queue_page(request: Request, who: Who = Depends(REVIEWER), status: str = "waiting", code: str = "",
+               mine: bool = False, after: int = Query(0, ge=0), before: int = Query(0, ge=0)):
+    error = None
+    if status not in STATUS_CHOICES:
+        status, error = "waiting", "Unknown status; showing what is waiting."
+    code = code.strip().upper()
+    if code and not CODE.fullmatch(code):
+        code, error = "", "That is not a code; showing all codes."
+    with Session(desk(request).reader) as session:
+        rows, has_newer, has_older = page(session, status, code, who.name if mine else None, after, before)
+        counts = queries.counts(session)
+        oldest = queries.oldest_waiting(session)
+    filters = {"status": status, "code": code, "mine": "1" if mine else ""}
+    keep = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+    return request.app.state.pages.render(
+        request, "queue.html", title="Queue", rows=rows, counts=counts, oldest=_aware(oldest),
+        waiting=sum(counts[s.value] for s in WAITING), filters=filters, statuses=STATUS_CHOICES,
+        newer=f"/queue?{keep}&after={rows[-1].id}" if rows and has_newer else None,
+        older=f"/queue?{keep}&before={rows[0].id}" if rows and has_older else None,
+        first=f"/queue?{keep}" if has_older else None, error=error)
+
+
+@router.get("/next")
+def next_item(request: Request, who: Who = Depends(REVIEWER)):
+    """The question to work on: one you hold, else the oldest drafted one nobody holds."""
+    with Session(desk(request).reader) as session:
+        mine = session.execute(select(Question.id).where(Question.status == Status.IN_REVIEW.value,
+                                                         Question.claimed_by == who.name)
+                               .order_by(Question.id).limit(1)).scalar()
+        oldest = mine or session.execute(select(Question.id).where(Question.status == Status.DRAFTED.value)
+                                         .order_by(Question.id).limit(1)).scalar()
+    if oldest is None:
+        return RedirectResponse("/queue?msg=empty", status_code=303)
+    return RedirectResponse(f"/questions/{oldest}", status_code=303)

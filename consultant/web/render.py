@@ -1,0 +1,96 @@
+"""Page rendering: one autoescaping Jinja2 environment, filters, and code highlighting in message text."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from ..queries import age
+
+WEB = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
+STATIC = WEB / "static"
+# Messages a redirect may show, by key: a query parameter never puts its own text on the page.
+NOTICES = {
+    "claimed": "You hold the claim on this question.",
+    "released": "Released: the question is back in the queue.",
+    "saved": "Your edit is saved beside the original draft.",
+    "approved": "Approved: the answer goes out with the next send run.",
+    "rejected": "Rejected; the reason is in the history.",
+    "requeued": "Requeued: the worker processes it again.",
+    "retried": "Queued to send again.",
+    "empty": "Nothing is waiting for review right now.",
+    "loggedout": "You are signed out.",
+}
+
+
+def _when(value: datetime | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _age(value: datetime | str | None) -> str:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return age(value)
+
+
+def environment() -> Environment:
+    # autoescape for every template, whatever its name: message content is hostile.
+    env = Environment(loader=FileSystemLoader(str(WEB)), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["when"] = _when
+    env.filters["age"] = _age
+    return env
+
+
+class Pages:
+    """Renders templates with what every page needs: the user, the CSRF token, a notice."""
+
+    def __init__(self):
+        self.env = environment()
+
+    def render(self, request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
+        session = getattr(request.state, "session", None) or {}
+        user = getattr(request.state, "user", None)
+        notice = NOTICES.get(request.query_params.get("msg", ""))
+        html = self.env.get_template(template).render(
+            user=user, csrf=session.get("c", ""), notice=notice, error=context.pop("error", None),
+            path=request.url.path, **context)
+        return HTMLResponse(html, status_code=status_code)
+
+
+def code_url(system: str, code: str) -> str:
+    return f"/codes/{system}/{code}"
+
+
+def highlight(text: str, codes: list[dict]) -> list[tuple[str, dict | None]]:
+    """Split text into (piece, code or None) so the template can mark each mention of a found code;
+    the template escapes every piece (no HTML is built here)."""
+    spans = []
+    for found in codes:
+        for start, end in found.get("spans") or []:
+            if 0 <= start < end <= len(text):
+                spans.append((start, end, found))
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    pieces: list[tuple[str, dict | None]] = []
+    pos = 0
+    for start, end, found in spans:
+        if start < pos:
+            continue  # overlapping mentions: keep the first
+        if start > pos:
+            pieces.append((text[pos:start], None))
+        pieces.append((text[start:end], found))
+        pos = end
+    if pos < len(text):
+        pieces.append((text[pos:], None))
+    return pieces
