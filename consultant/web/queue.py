@@ -73,12 +73,14 @@ def page(session: Session, status: str = "waiting", code: str = "", mine: str | 
 @router.get("/queue")
 def queue_page(request: Request, who: Who = Depends(REVIEWER), status: str = "waiting", code: str = "",
                mine: bool = False, after: int = Query(0, ge=0), before: int = Query(0, ge=0)):
-    error = None
+    errors = []
     if status not in STATUS_CHOICES:
-        status, error = "waiting", "Unknown status; showing what is waiting."
+        status = "waiting"
+        errors.append("Unknown status; showing what is waiting.")
     code = code.strip().upper()
     if code and not CODE.fullmatch(code):
-        code, error = "", "That is not a code; showing all codes."
+        code = ""
+        errors.append("That is not a code; showing all codes.")
     with Session(desk(request).reader) as session:
         rows, has_newer, has_older = page(session, status, code, who.name if mine else None, after, before)
         counts = queries.counts(session)
@@ -90,7 +92,7 @@ def queue_page(request: Request, who: Who = Depends(REVIEWER), status: str = "wa
         waiting=sum(counts[s.value] for s in WAITING), filters=filters, statuses=STATUS_CHOICES,
         newer=f"/queue?{keep}&after={rows[-1].id}" if rows and has_newer else None,
         older=f"/queue?{keep}&before={rows[0].id}" if rows and has_older else None,
-        first=f"/queue?{keep}" if has_older else None, error=error)
+        first=f"/queue?{keep}" if has_older else None, error=" ".join(errors) or None)
 
 
 @router.get("/next")
