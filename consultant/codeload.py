@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from .codeindex import CPT, HCPCS, ICD10CM
 from .codetables import Code, Family, Relation, Release
+from .textsearch import reindex
 
 DATA = Path(__file__).resolve().parent / "data" / "starter"
 CHUNK = 5000
@@ -83,6 +84,7 @@ def load_starter(session: Session, data_dir: Path = DATA, progress: Progress | N
     if relations:
         session.execute(insert(Relation), relations)
     release.rows = len(codes)
+    reindex(session, (CPT, HCPCS))
     if progress:
         progress(len(codes), len(codes))
     return release
@@ -123,4 +125,5 @@ def load_icd10cm(session: Session, progress: Progress | None = None,
         if progress:
             progress(min(start + CHUNK, len(items)), len(items))
     release.rows = len(items)
+    reindex(session, (ICD10CM,))
     return release

@@ -101,7 +101,9 @@ def code_context(findings: Findings, facts: list[CodeFacts]) -> list[dict]:
         out.append(dict(code=found.code, system=found.system, known=fact.known, title=fact.title,
                         description=fact.description, family=fact.family_title, addon=fact.addon,
                         billable=fact.billable, source=fact.source, units=found.units,
-                        from_range=found.from_range,
+                        from_range=found.from_range, descriptor=fact.descriptor,
+                        notes={k: v[:3] for k, v in fact.notes.items()
+                               if k in ("excludes1", "code_first", "use_additional")},
                         modifiers=[dict(code=m, meaning=meaning(m)) for m in found.modifiers],
                         related=[dict(code=r.code, title=r.title, kind=r.kind) for r in fact.related]))
     return out
@@ -110,8 +112,11 @@ def code_context(findings: Findings, facts: list[CodeFacts]) -> list[dict]:
 def draft_reply(*, question_id: int, templates: Path, domain: str, service_name: str,
                 from_name: str, to_addr: str, subject: str, message_id: str | None,
                 references: list[str], new_text: str, findings: Findings,
-                facts: list[CodeFacts]) -> ReplyDraft:
-    """Build the reply for one question. `facts` line up with findings.asked()."""
+                facts: list[CodeFacts], warnings: list[dict] = (),
+                suggestions: list[dict] = ()) -> ReplyDraft:
+    """Build the reply for one question. `facts` line up with findings.asked(); `warnings` are the
+    pair, unit, modifier and status checks; `suggestions` are codes that may fit a question that
+    gave none, for the reviewer to confirm."""
     kind = choose_kind(findings, facts)
     codes = code_context(findings, facts)
     context = dict(
@@ -122,6 +127,7 @@ def draft_reply(*, question_id: int, templates: Path, domain: str, service_name:
         diagnoses=[c for c in codes if c["known"] and c["system"] == "ICD-10-CM"],
         quoted=[f.code for f in findings.quoted()],
         mentioned_modifiers=[dict(code=m, meaning=meaning(m)) for m in findings.modifiers],
+        warnings=list(warnings), suggestions=list(suggestions),
     )
     rendered = render(templates, kind, **context)
     parent = safe_msg_ids([message_id or ""])

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from .codeindex import ICD10CM, CodeIndex
-from .codetables import Code, Family, Relation, Release
+from .codetables import Code, Descriptor, Family, Relation, Release
 
 RELATED_LIMIT = 8
 
@@ -36,6 +37,12 @@ class CodeFacts:
     billable: bool = True
     status: str = "active"
     source: str | None = None  # the release the facts came from
+    starter: bool = False  # our own starter words, not licensed descriptors
+    effective: date | None = None
+    end_date: date | None = None
+    descriptor: str | None = None  # the licensed descriptor, when a CPT or HCPCS file is loaded
+    descriptor_source: str | None = None
+    notes: dict[str, list[str]] = field(default_factory=dict)  # ICD-10-CM, inherited from parents
     related: list[Related] = field(default_factory=list)
 
 
@@ -71,23 +78,49 @@ class Lookup:
         row = self.session.get(Code, (system, code))
         if row is None:
             return CodeFacts(code=code, system=system, known=False)
+        release = self.session.get(Release, row.release_id) if row.release_id else None
         facts = CodeFacts(code=code, system=system, known=True, title=row.title,
                           description=row.description or "", family=row.family, addon=row.addon,
-                          billable=row.billable, status=row.status, source=self._release_name(row.release_id))
+                          billable=row.billable, status=row.status, source=release.name if release else None,
+                          starter=bool(release and release.kind == "starter"),
+                          effective=row.effective, end_date=row.end_date)
+        self._descriptor(facts)
         if row.family:
             family = self.session.get(Family, row.family)
             facts.family_title = family.title if family else None
         if system == ICD10CM:
             facts.related = self._icd_related(row)
+            facts.notes = self._icd_notes(row)
         else:
-            linked = self._relations(row)
-            named = {r.code for r in linked}
-            facts.related = linked + [r for r in self._siblings(row) if r.code not in named][:max(0, RELATED_LIMIT - len(linked))]
+            facts.related = rank_related(self._siblings(row), self._relations(row))
         return facts
 
-    def _release_name(self, release_id: int | None) -> str | None:
-        release = self.session.get(Release, release_id) if release_id else None
-        return release.name if release else None
+    def _descriptor(self, facts: CodeFacts) -> None:
+        """The licensed descriptor (long before medium before short, newest first) and its end date.
+        Its effective date is the date of the last change, not when the code began, so it is not
+        used for "not yet effective"."""
+        rows = self.session.execute(
+            select(Descriptor, Release.name).join(Release, Release.id == Descriptor.release_id)
+            .where(Descriptor.system == facts.system, Descriptor.code == facts.code)
+            .order_by(Descriptor.release_id.desc())).all()
+        rank = {"long": 0, "medium": 1, "short": 2}
+        rows.sort(key=lambda r: (rank.get(r[0].kind, 3), -r[0].release_id))
+        if rows:
+            best, name = rows[0]
+            facts.descriptor, facts.descriptor_source = best.text, name
+            facts.end_date = best.end_date or facts.end_date
+
+    def _icd_notes(self, row: Code) -> dict[str, list[str]]:
+        """Excludes, code-first and use-additional notes of the code and of every level above it,
+        since a note on a category applies to all its codes."""
+        notes: dict[str, list[str]] = {}
+        current, seen = row, 0
+        while current is not None and seen < 6:
+            for kind, items in (current.notes or {}).items():
+                notes.setdefault(kind, []).extend(i for i in items if i not in notes.get(kind, []))
+            current = self.session.get(Code, (ICD10CM, current.parent)) if current.parent else None
+            seen += 1
+        return notes
 
     def _titles(self, system: str, codes: list[str]) -> dict[str, str]:
         if not codes:
@@ -118,8 +151,7 @@ class Lookup:
             Code.system == row.system, Code.family == row.family, Code.code != row.code,
             Code.status == "active")).all()
         rows.sort(key=lambda r: (_distance(r[0], row.code), r[0]))
-        nearest = sorted(rows[:RELATED_LIMIT])
-        return [Related(c, row.system, t, "sibling") for c, t in nearest]
+        return [Related(c, row.system, t, "sibling") for c, t in rows[:RELATED_LIMIT]]
 
     def _icd_related(self, row: Code) -> list[Related]:
         """A header code lists its billable codes; a billable code lists its neighbours."""
@@ -138,7 +170,25 @@ class Lookup:
                 func.length(Code.code) == len(row.code), Code.code != row.code, Code.billable)
         limit = RELATED_LIMIT * 2 if kind == "child" else RELATED_LIMIT
         rows = self.session.execute(query.order_by(Code.code).limit(limit)).all()
-        return [Related(c, ICD10CM, t, kind) for c, t in rows]
+        related = [Related(c, ICD10CM, t, kind) for c, t in rows]
+        parent = self.session.get(Code, (ICD10CM, row.parent)) if row.parent else None
+        if parent is not None:
+            related.insert(0, Related(parent.code, ICD10CM, parent.title, "parent"))
+        return related
+
+
+NEAREST_SIBLINGS = 4
+
+
+def rank_related(siblings: list[Related], linked: list[Related]) -> list[Related]:
+    """The order a coder wants: the nearest family members (for 62303: 62302, 62304, 62305), then
+    add-on codes and primaries, then see-also links, then the rest of the family."""
+    order = {"add-on": 0, "primary": 1, "see-also": 2}
+    ranked = siblings[:NEAREST_SIBLINGS] + sorted(linked, key=lambda r: (order.get(r.kind, 3), r.code))
+    ranked += siblings[NEAREST_SIBLINGS:]
+    seen: set[str] = set()
+    out = [r for r in ranked if not (r.code in seen or seen.add(r.code))]
+    return out[:RELATED_LIMIT + 2]
 
 
 def _icd_parent(code: str) -> str | None:

@@ -49,6 +49,8 @@ class Question(SQLModel, table=True):
     defects: list | None = Field(default=None, sa_column=Column(JSON))
     codes: list | None = Field(default=None, sa_column=Column(JSON))
     modifiers: list | None = Field(default=None, sa_column=Column(JSON))
+    # Filled by draft: checks, suggestions and the source of each fact, for the reviewer.
+    analysis: dict | None = Field(default=None, sa_column=Column(JSON))
     # Review (claims are leases: claimed_until in the past means free).
     claimed_by: str | None = Field(default=None, max_length=100)
     claimed_until: datetime | None = None

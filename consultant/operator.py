@@ -8,6 +8,7 @@ from sqlmodel import Session
 from . import queries, states
 from .config import Settings
 from .errors import ConsultantError
+from .analysis import analyse
 from .extract import find_codes
 from .fetch import dedupe_key
 from .lookup import Lookup
@@ -50,7 +51,8 @@ def inject(session: Session, raw: bytes, actor: str, source: str) -> int | None:
 
 def inspect_file(path: Path, settings: Settings, lookup: Lookup) -> dict:
     """Screen, parse and look up one file with no side effects; a bad file is reported, not raised."""
-    result: dict = {"file": str(path), "action": "quarantine", "reason": "", "codes": [], "modifiers": []}
+    result: dict = {"file": str(path), "action": "quarantine", "reason": "", "codes": [], "modifiers": [],
+                    "warnings": [], "suggestions": []}
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -79,7 +81,10 @@ def inspect_file(path: Path, settings: Settings, lookup: Lookup) -> dict:
         codes.append(dict(code=found.code, system=found.system, quoted=found.quoted,
                           modifiers=found.modifiers, units=found.units, known=facts.known,
                           title=facts.title or None))
-    result.update(action="draft", reason="", codes=codes, modifiers=findings.modifiers)
+    found = analyse(lookup, findings, reading.new_text, (reading.date or utcnow()).date())
+    result.update(action="draft", reason="", codes=codes, modifiers=findings.modifiers,
+                  warnings=found.warnings(), suggestions=found.suggestions,
+                  date_of_service=found.checks.date_of_service)
     return result
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from . import states
 from .config import Settings
+from .analysis import analyse
 from .draft import draft_reply, safe_address
 from .extract import Findings, FoundCode, find_codes
 from .logs import error, redact, vet
@@ -170,15 +171,16 @@ class Processor:
         to_addr = safe_address(thread.reply_to)
         if not to_addr:
             raise StageError("draft", "no address to reply to (From and Reply-To are unusable)")
-        facts = [self.lookup.facts(f.system, f.code) for f in findings.asked()]
+        found = analyse(self.lookup, findings, question.new_text or "", question.received_at.date())
         reply = draft_reply(
             question_id=question.id, templates=self.settings.templates_dir(),
             domain=self.settings.mail_domain(), service_name=self.settings.service.name,
             from_name=question.from_name or "", to_addr=to_addr, subject=question.subject or "",
             message_id=thread.message_id, references=thread.references,
-            new_text=question.new_text or "", findings=findings, facts=facts)
+            new_text=question.new_text or "", findings=findings, facts=found.facts,
+            warnings=found.warnings(), suggestions=found.suggestions)
         if not states.transition(session, question.id, Status.PARSED, Status.DRAFTED, ACTOR,
-                                 reply.kind, attempts=0):
+                                 reply.kind, attempts=0, analysis=found.as_json()):
             return "lost_race"
         session.add(Reply(question_id=question.id, kind=reply.kind, to_addr=reply.to_addr,
                           subject=reply.subject, text=reply.text, html=reply.html,

@@ -97,6 +97,7 @@ def detail(session: Session, question_id: int) -> dict:
         body_downloaded=q.body_downloaded, new_text=q.new_text, quoted_text=q.quoted_text,
         signature=q.signature, attachments=q.attachments or [], defects=q.defects or [],
         codes=q.codes or [], modifiers=q.modifiers or [], claimed_by=q.claimed_by,
+        analysis=q.analysis or {},
         claimed_until=q.claimed_until.isoformat() if q.claimed_until else None,
         reply=_reply_json(reply(session, question_id)),
         notice=_reply_json(reply(session, question_id, "notice")),

@@ -127,3 +127,16 @@ def test_poll_once_fetches_from_imap(db_env, dovecot, imap_user):
     assert "fetched 1 new" in out and "drafted 1" in out
     proc = consultant("poll", "--once", env=dict(env, CONSULTANT_IMAP__PORT="1"), check=False)
     assert proc.returncode == 4 and "IMAP server unreachable" in proc.stdout
+
+
+def test_hostile_subjects_and_names_are_printed_literally(db_env, tmp_path):
+    raw = (b"From: \"[/bold] Mallory [red]\" <mallory@x.test>\r\nTo: ask@caseconsultant.test\r\n"
+           b"Subject: [/red] 99213 [link=http://evil.test]click[/link]\r\nMessage-ID: <h1@x.test>\r\n\r\n"
+           b"Is 99213 ok? [/dim]\r\n")
+    path = tmp_path / "hostile.eml"
+    path.write_bytes(raw)
+    consultant("inject", str(path), env=db_env)
+    listing = consultant("queue", env=dict(db_env, COLUMNS="250")).stdout
+    assert "[/red] 99213 [link=http://evil.test]click[/link]" in listing
+    shown = consultant("show", "1", env=dict(db_env, COLUMNS="250")).stdout
+    assert "[/bold] Mallory [red]" in shown and "[/dim]" in shown

@@ -5,12 +5,19 @@ from sqlmodel import SQLModel
 
 from consultant import codetables, models  # noqa: F401  (register the tables)
 from consultant import accounts  # noqa: F401  (the desk users and logins)
+from consultant import opstables  # noqa: F401  (the operator tables)
 from consultant.db import is_initialised, make_engine, upgrade
+
+
+def not_the_search_index(name, kind, _parent) -> bool:
+    """code_search (and FTS5's shadow tables) is derived data that textsearch owns, not a model."""
+    return not (kind in ("table", "index") and name and name.startswith(("code_search", "ix_code_search")))
 
 
 def test_the_migration_matches_the_models(engine):
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": not_the_search_index})
+        diff = compare_metadata(context, SQLModel.metadata)
     assert diff == []
 
 

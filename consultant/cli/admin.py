@@ -54,7 +54,7 @@ def config_check(as_json: bool = typer.Option(False, "--json", help="Print JSON.
         console.print_json(json.dumps(data, default=str))
         return
     for section, values in data.items():
-        console.print(f"[bold]\\[{section}][/bold]")
+        console.print(f"[{section}]")
         for key, value in values.items():
             console.print(f"  {key} = {value!r}", markup=False)
     console.print(f"config ok ({STATE.config_path or 'built-in defaults'})")

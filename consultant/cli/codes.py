@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import typer
 from rich.table import Table
@@ -28,28 +27,69 @@ def resolve(lookup: Lookup, text: str):
 
 @codes_app.command("show")
 def show(code: str, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
-    """Show a code with its family, description, related codes and source."""
+    """Show everything known about a code, with the release each fact came from."""
+    from ..knowledge import everything
+
     engine = STATE.require_schema()
     with Session(engine) as session:
-        facts = resolve(Lookup(session), code)
+        lookup = Lookup(session)
+        data = everything(lookup, resolve(lookup, code))
     if as_json:
-        console.print_json(json.dumps(asdict(facts)))
+        console.print_json(json.dumps(data, default=str))
         return
-    console.print(f"[bold]{facts.code}[/bold] ({facts.system}) {facts.title}", soft_wrap=True)
-    if facts.family_title:
-        console.print(f"family: {facts.family_title}")
-    if facts.description:
-        console.print(facts.description, soft_wrap=True)
-    if facts.system == ICD10CM:
-        console.print("billable" if facts.billable else "header code: not billable on its own")
-    if facts.addon:
-        console.print("add-on code")
-    console.print(f"source: {facts.source}")
-    if facts.related:
-        table = Table("related", "kind", "title")
-        for r in facts.related:
-            table.add_row(r.code, r.kind, r.title)
+    _print_code(data)
+
+
+def _print_code(d: dict) -> None:
+    console.print(f"{d['code']} ({d['system']}) {d['title']}", style="bold", soft_wrap=True)
+    status = d["status"] + (f", ended {d['end_date']}" if d["end_date"] else "")
+    console.print(f"status: {status}" + (f"; effective {d['effective']}" if d["effective"] else ""))
+    if d["family_title"]:
+        console.print(f"family: {d['family_title']}")
+    if d["description"]:
+        console.print(d["description"], soft_wrap=True)
+    if d["system"] == ICD10CM:
+        console.print("billable" if d["billable"] else "header code: not billable on its own")
+    if d["addon"]:
+        console.print("add-on code: report it only with its primary procedure")
+    console.print(f"source: {d['source']}" + (f" ({d['starter_note']})" if d["starter_note"] else ""),
+                  soft_wrap=True)
+    for kind, items in d["notes"].items():
+        console.print(f"{kind.replace('_', ' ')}: " + "; ".join(items), soft_wrap=True)
+    for desc in d["descriptors"]:
+        dates = " ".join(x for x in (desc["effective"] and f"from {desc['effective']}",
+                                     desc["end_date"] and f"until {desc['end_date']}") if x)
+        console.print(f"{desc['kind']} descriptor ({desc['source']}{', ' + dates if dates else ''}): {desc['text']}",
+                      soft_wrap=True)
+    if d["related"]:
+        table = Table("related", "kind", "title", title="related codes")
+        for r in d["related"]:
+            table.add_row(r["code"], r["kind"], r["title"])
         console.print(table)
+    _print_edits(d)
+
+
+def _print_edits(d: dict) -> None:
+    ptp = d["ptp"]
+    if not ptp["loaded"]:
+        console.print("NCCI PTP edits: not loaded")
+    else:
+        console.print(f"NCCI PTP edits in force: {ptp['as_column1']} with {d['code']} as column 1, "
+                      f"{ptp['as_column2']} as column 2")
+        if ptp["pairs"]:
+            table = Table("column 1", "column 2", "setting", "indicator", "effective", "deleted", "source")
+            for p in ptp["pairs"]:
+                table.add_row(p["column1"], p["column2"], p["setting"], f"{p['indicator']}: {p['meaning']}",
+                              p["effective"] or "", p["deletion"] or "", p["source"])
+            console.print(table)
+    for m in d["mue"]:
+        console.print(f"MUE ({m['setting']}): {m['units']} units, {m['adjudication'] or 'adjudication not given'}"
+                      f" [{m['source']}]", soft_wrap=True)
+    for f in d["fee_schedule"]:
+        console.print(f"fee schedule{' with modifier ' + f['modifier'] if f['modifier'] else ''}: status "
+                      f"{f['status_code']}, global {f['global_days']}, mult proc {f['mult_proc']}, bilateral "
+                      f"{f['bilat_surg']}, assistant {f['asst_surg']}, co-surgeons {f['co_surg']}, team "
+                      f"{f['team_surg']} [{f['source']}]", soft_wrap=True)
 
 
 @codes_app.command("load")

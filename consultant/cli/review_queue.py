@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from sqlmodel import Session
@@ -62,15 +63,13 @@ def show(question_id: int, as_json: bool = typer.Option(False, "--json", help="P
     head = (f"From: {d['from_name'] or ''} <{d['from_addr'] or '?'}>\nSubject: {d['subject'] or ''}\n"
             f"Date: {d['sent_date'] or '-'}\nMessage-ID: {d['message_id'] or '-'}\n"
             f"Status: {d['status']}" + (f" ({d['stage']}: {d['reason']})" if d["reason"] else ""))
-    console.print(Panel(head, title=f"question {d['id']}", expand=False), markup=False)
+    console.print(Panel(head, title=f"question {d['id']}", expand=False))
     if d["new_text"] is not None:
-        console.print(Panel(d["new_text"] or "(empty)", title=f"what they wrote ({d['body_source']})"),
-                      markup=False)
+        console.print(Panel(d["new_text"] or "(empty)", title=f"what they wrote ({d['body_source']})"))
     if d["quoted_text"]:
-        console.print(Panel(d["quoted_text"][:1500], title="quoted history", style="dim"), markup=False)
+        console.print(Panel(d["quoted_text"][:1500], title="quoted history", style="dim"))
     for a in d["attachments"]:
-        console.print(f"attachment: {a['filename'] or '(no name)'} {a['content_type']} {a['size']} bytes",
-                      markup=False)
+        console.print(f"attachment: {a['filename'] or '(no name)'} {a['content_type']} {a['size']} bytes")
     if d["codes"]:
         table = Table("code", "system", "asked/quoted", "modifiers", "units", "known")
         for c in d["codes"]:
@@ -79,10 +78,11 @@ def show(question_id: int, as_json: bool = typer.Option(False, "--json", help="P
         console.print(table)
     if d["modifiers"]:
         console.print("modifiers mentioned: " + " ".join(d["modifiers"]))
+    _print_analysis(d["analysis"])
     if d["reply"]:
         r = d["reply"]
         console.print(Panel(f"To: {r['to']}\nSubject: {r['subject']}\n\n{r['edited_text'] or r['text']}",
-                            title=f"draft ({r['kind']})"), markup=False)
+                            title=f"draft ({r['kind']})"))
     events = Table("at", "actor", "action", "from", "to", "reason")
     for e in d["events"]:
         events.add_row(e["at"][:19], e["actor"], e["action"], e["from_status"] or "", e["to_status"] or "",
@@ -113,3 +113,26 @@ def export(question_id: int, out: Path = typer.Option(None, "--out", "-o", help=
         console.print(f"wrote {len(data)} bytes to {out}")
     else:
         sys.stdout.buffer.write(data)
+
+
+def _print_analysis(analysis: dict) -> None:
+    """What the reviewer needs beside the draft: checks and suggestions, each with its source."""
+    if not analysis:
+        return
+    dos = analysis.get("date_of_service")
+    console.print(f"date of service: {dos}" + ("" if analysis.get("dos_from_text") else " (not given; the day it arrived)"))
+    for w in analysis.get("warnings", []):
+        console.print(f"[yellow]{w['kind']}[/yellow] {escape(' '.join(w['codes']))}: {escape(w['message'])} "
+                      f"[dim](source: {escape(w['source'] or 'unknown')})[/dim]", markup=True, soft_wrap=True)
+    for s in analysis.get("suggestions", []):
+        console.print(f"suggested (confirm): {escape(s['code'])} {s['system']} {escape(s['title'])} "
+                      f"[dim](score {s['score']})[/dim]", markup=True,
+                      soft_wrap=True)
+    for note in analysis.get("missing", []):
+        console.print(f"[dim]not checked: {escape(note)}[/dim]", markup=True, soft_wrap=True)
+    for src in analysis.get("sources", []):
+        if src["known"]:
+            origin = src["source"] + (" — our own starter words, not licensed text" if src["starter"] else "")
+            if src.get("descriptor_source"):
+                origin += f"; descriptor from {src['descriptor_source']}"
+            console.print(f"[dim]{escape(src['code'])}: {escape(origin)}[/dim]", markup=True, soft_wrap=True)
