@@ -18,6 +18,7 @@
     return false;
   }
   document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && typing(event.target)) { event.target.blur(); return; }
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) { return; }
     var handled = false;
     if (event.key === "n") {
