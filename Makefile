@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-TEST_PACKAGES := dovecot-imapd postgresql openssl
+TEST_PACKAGES := dovecot-imapd postgresql openssl chromium
 
 .PHONY: install demo test test-deps bench clean
 
@@ -20,12 +20,14 @@ install: $(STAMP)
 demo: install
 	$(BIN)/consultant demo
 
-# Real servers for the tests come from Debian: Dovecot, PostgreSQL, openssl (for test certificates).
+# Real servers for the tests come from Debian: Dovecot, PostgreSQL, openssl (for test certificates),
+# and Chromium for the desk's browser tests (Playwright drives it; it never downloads a browser).
 test-deps:
 	@missing=""; \
 	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || \
