@@ -1,4 +1,4 @@
-"""Sweep: release stale review claims and reconcile replies whose sender stopped mid-send."""
+"""Sweep: release stale review claims, reconcile replies whose sender stopped mid-send, prune old runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +7,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import states
+from . import servicelog, states
 from .config import Settings
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
@@ -25,6 +25,7 @@ class SweepCounts:
     resend: int = 0
     confirmed_sent: int = 0
     unknown: int = 0
+    runs_pruned: int = 0
 
 
 class Sweeper:
@@ -36,7 +37,14 @@ class Sweeper:
         counts = SweepCounts()
         self.release_stale_claims(counts)
         self.reconcile(counts)
+        self.prune_service_log(counts)
         return counts
+
+    def prune_service_log(self, counts: SweepCounts) -> None:
+        """Keep the service log bounded: runs older than servicelog.KEEP_DAYS go."""
+        with Session(self.engine) as session:
+            counts.runs_pruned = servicelog.prune(session, utcnow())
+            session.commit()
 
     def release_stale_claims(self, counts: SweepCounts) -> None:
         """in_review -> drafted for claims whose lease ran out."""

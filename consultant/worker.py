@@ -13,9 +13,11 @@ from sqlalchemy.exc import OperationalError
 from .config import Settings
 from .fetch import IMAP_OUTAGES, FetchCounts, Fetcher, connect
 from .logs import OncePerOutage, error, log
+from .models import utcnow
 from .process import Counts, Processor
-from .send import Sender
-from .sweep import Sweeper
+from .send import SendCounts, Sender
+from .servicelog import ServiceLog, Watch, counts_of
+from .sweep import SweepCounts, Sweeper
 
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30-minute timeout
 
@@ -39,8 +41,12 @@ class Worker:
         self.processor = Processor(engine, settings, self.stop)
         self.sender = Sender(engine, settings, self.stop)
         self.sweeper = Sweeper(engine, settings)
-        self.imap_outage = OncePerOutage("IMAP server")
+        self.imap_outage = Watch("IMAP server")
         self.db_outage = OncePerOutage("database")
+        # Watches remember whether the server answered in this run, for the service log.
+        self.sender.smtp_outage = Watch("SMTP server")
+        self.sender.imap_outage = Watch("IMAP server (Sent folder)")
+        self.servicelog = ServiceLog(engine)
         self.last_poll: PollResult | None = None
         self._wake_poll: Callable[[], None] = lambda: None
 
@@ -49,6 +55,8 @@ class Worker:
 
     def poll_once(self) -> PollResult:
         """Fetch what is new, then process until nothing is waiting (or we are told to stop)."""
+        started = utcnow()
+        self.imap_outage.reset()
         result = PollResult()
         if self.fetch_mail:
             result.fetched, result.imap_ok = self._fetch()
@@ -63,6 +71,11 @@ class Worker:
             result.db_ok = False
             self.db_outage.failed(exc)
         self.last_poll = result
+        ok = result.imap_ok and result.db_ok
+        # Without an IMAP problem, a failed poll can only be the database's (see _fetch).
+        problem = self.imap_outage.problem or (None if ok else "database unreachable")
+        self.servicelog.record("poll", started, ok=ok, counts=counts_of(result.fetched, result.processed),
+                               server_ok=self.imap_outage.answered if self.fetch_mail else None, error=problem)
         return result
 
     def _fetch(self) -> tuple[FetchCounts, bool]:
@@ -91,32 +104,51 @@ class Worker:
         """Loop while IDLE keeps signalling, so a message that lands mid-poll is not left waiting."""
         while not self.stop.is_set():
             self.wake.clear()
+            started = utcnow()
             try:
                 self.poll_once()
-            except Exception:
+            except Exception as exc:
                 error.exception("poll failed")
+                self.servicelog.record("poll", started, ok=False, error=f"internal error: {type(exc).__name__}")
             if not self.wake.is_set():
                 return
 
-    def send_job(self) -> None:
-        """Send until nothing is due (a full batch means more may be waiting)."""
+    def send_job(self) -> SendCounts:
+        """Send until nothing is due (a full batch means more may be waiting); one service-log row."""
+        started, total, problem = utcnow(), SendCounts(), None
+        for watch in (self.sender.smtp_outage, self.sender.imap_outage):
+            watch.reset()
         try:
             while not self.stop.is_set():
                 counts = self.sender.run_once()
+                total = SendCounts(**counts_of(total, counts))
                 if counts.sent + counts.retrying + counts.failed < self.settings.send.batch_size:
-                    return
+                    break
         except OperationalError as exc:
             self.db_outage.failed(exc)
-        except Exception:
+            problem = "database unreachable"
+        except Exception as exc:
             error.exception("send failed")
+            problem = f"internal error: {type(exc).__name__}"
+        smtp = self.sender.smtp_outage
+        problem = problem or self.sender.imap_outage.problem or smtp.problem
+        self.servicelog.record("send", started, ok=problem is None, server_ok=smtp.answered,
+                               counts=counts_of(total), error=problem)
+        return total
 
-    def sweep_job(self) -> None:
+    def sweep_job(self) -> SweepCounts | None:
+        started, counts, problem = utcnow(), None, None
         try:
-            self.sweeper.run_once()
+            counts = self.sweeper.run_once()
         except OperationalError as exc:
             self.db_outage.failed(exc)
-        except Exception:
+            problem = "database unreachable"
+        except Exception as exc:
             error.exception("sweep failed")
+            problem = f"internal error: {type(exc).__name__}"
+        self.servicelog.record("sweep", started, ok=problem is None,
+                               counts=counts_of(counts) if counts else None, error=problem)
+        return counts
 
     def idle_loop(self) -> None:
         """Hold an IDLE connection; on any change, wake the poll. Reconnect with backoff."""

@@ -101,4 +101,4 @@ def _crash_report() -> str:
     return str(path)
 
 
-from . import admin, codes, codes_import, codes_search, mail, review, review_queue, users, web  # noqa: E402,F401  (register the commands)
+from . import admin, codes, codes_import, codes_search, mail, review, review_queue, stats, users, web  # noqa: E402,F401  (register the commands)

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from consultant import codetables, models  # noqa: F401  (register the tables)
 from consultant import accounts  # noqa: F401  (the desk users and logins)
+from consultant import opstables  # noqa: F401  (the operator tables)
 
 config = context.config
 target_metadata = SQLModel.metadata
