@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "mailbox_fixtures"
 SERVICE = "ask@caseconsultant.test"
 REVIEWER = "demo-reviewer"
+OPERATOR = "demo-operator"
 
 
 def fixture_messages(folder: Path = FIXTURES) -> list[bytes]:
@@ -83,6 +84,35 @@ def drafted_table(engine) -> Table:
         table.add_row(str(q.id), q.status, q.from_addr or "-", (q.subject or "")[:48], asked[:40],
                       kind or (q.reason or "")[:40])
     return table
+
+
+def desk_logins(engine) -> str:
+    """A reviewer and an operator for the desk, with a new random password each run (printed)."""
+    from . import accounts
+
+    password = secrets.token_urlsafe(12)
+    with Session(engine) as session:
+        for name, role in ((REVIEWER, "reviewer"), (OPERATOR, "operator")):
+            known = {u.name for u in accounts.users(session)}
+            if name in known:
+                accounts.set_password(session, name, password)
+                accounts.set_disabled(session, name, False)
+            else:
+                accounts.add(session, name, role, password)
+        session.commit()
+    return password
+
+
+def desk_port(preferred: int) -> int | None:
+    """web.port if it is free, else None (any free port)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return None
 
 
 def approve_all(engine) -> int:
@@ -144,13 +174,23 @@ def run(console: Console, var: Path, once: bool) -> int:
                 console.print(f"approved {approved} drafts as {REVIEWER}; sent {sent} answers; "
                               f"{len(list(outbox.glob('*.eml')))} .eml files in {outbox}/")
                 return 0 if result.imap_ok and result.db_ok and sent == approved else 1
+            from .web.serve import DeskThread
+
+            password = desk_logins(engine)
+            web = settings.web.model_copy(update={"secret_key": secrets.token_hex(32)})  # new each run
+            desk = DeskThread(settings.model_copy(update={"web": web}), engine, port=desk_port(web.port)).start()
             console.print(
-                f"\nThe worker keeps watching the demo inbox and sends what you approve. In another terminal:\n"
+                f"\nThe review desk: {desk.url}/  sign in as {REVIEWER} (or {OPERATOR} for the operator "
+                f"view) with the password {password}\n"
+                f"The worker keeps watching the demo inbox and sends what you approve. Or, in another terminal:\n"
                 f"  .venv/bin/consultant --config {config_path} queue\n"
                 f"  .venv/bin/consultant --config {config_path} show 1\n"
                 f"  .venv/bin/consultant --config {config_path} approve 1 --as you\n"
-                f"and the answer appears in {outbox}/ within seconds. Ctrl-C to stop.")
-            Worker(engine, settings).run()
+                f"and the answer appears in {outbox}/ within seconds. Ctrl-C to stop.", soft_wrap=True)
+            try:
+                Worker(engine, settings).run()
+            finally:
+                desk.stop()
             console.print("demo stopped; the database stays in " + str(var / "demo.db"))
             return 0
         finally:

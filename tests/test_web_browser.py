@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlmodel import Session
 
 from consultant import review
 from consultant.db import make_engine
 from consultant.send import Sender
-from consultant.web import create_app
-from servers import free_port
+from consultant.web.serve import DeskThread
 from support import drafted, smtp_section
 from websupport import PASSWORD, add_people, web_settings
 
@@ -53,36 +50,12 @@ def chromium():
         browser.close()
 
 
-class LiveDesk:
-    """The app under uvicorn in a thread on 127.0.0.1 and a free port."""
-
-    def __init__(self, settings, engine):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        for _ in range(500):
-            if self.server.started:
-                return self
-            self.thread.join(0.02)
-        raise RuntimeError("uvicorn did not start")
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture
 def world(sqlite_url, smtp):
     settings = web_settings(sqlite_url, smtp=smtp_section(smtp))
     engine = make_engine(sqlite_url)
     add_people(engine, {"alice": "reviewer", "bob": "reviewer", "olivia": "operator"})
-    with LiveDesk(settings, engine) as desk:
+    with DeskThread(settings, engine) as desk:
         yield settings, engine, desk
     engine.dispose()
 
