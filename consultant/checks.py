@@ -6,7 +6,6 @@ knows what was not checked (the asker is not told).
 """
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -77,32 +76,38 @@ def date_of_service(text: str, default: date) -> tuple[date, bool]:
     return default, False
 
 
-def _newest_release(session: Session, kind: str) -> Release | None:
-    return session.execute(select(Release).where(Release.kind == kind)
-                           .order_by(Release.id.desc()).limit(1)).scalar_one_or_none()
+CHECKED_KINDS = ("ncci-ptp", "mue", "pfs-rvu")
+_IN_FORCE: dict[tuple, dict[str, dict[int, str]]] = {}
 
 
-def _in_force(session: Session, table, kind: str):
-    """Rows of the newest release of a kind, per setting (the practitioner and hospital files of
-    one quarter are separate releases)."""
-    newest = (select(table.setting, func.max(table.release_id).label("rid"))
-              .group_by(table.setting).subquery())
-    return select(table, Release.name).join(Release, Release.id == table.release_id).join(
-        newest, (newest.c.setting == table.setting) & (newest.c.rid == table.release_id))
+def releases_in_force(session: Session) -> dict[str, dict[int, str]]:
+    """For PTP, MUE and the fee schedule, {release id: name} of the releases in force (see
+    importers.in_force); empty when the kind is not loaded. Cached until a release is loaded or
+    replaced, since finding them means a scan of the edit tables."""
+    from .importers.store import in_force
+
+    marker = tuple(session.execute(select(func.count(Release.id), func.max(Release.id))).one())
+    key = (str(session.get_bind().url), marker)
+    if key not in _IN_FORCE:
+        if len(_IN_FORCE) > 64:
+            _IN_FORCE.clear()
+        _IN_FORCE[key] = {kind: {r.id: r.name for r in in_force(session, kind)} for kind in CHECKED_KINDS}
+    return _IN_FORCE[key]
 
 
-def pair_warnings(session: Session, codes: list[FoundCode], dos: date) -> list[Alert]:
+def pair_warnings(session: Session, codes: list[FoundCode], dos: date, releases: dict[int, str]) -> list[Alert]:
     procedures = [c for c in codes if c.system != ICD10CM]
     by_code = {c.code: c for c in procedures}
-    if len(by_code) < 2:
+    if len(by_code) < 2 or not releases:
         return []
-    pairs = [(a, b) for a, b in itertools.permutations(by_code, 2)]
-    query = _in_force(session, PtpEdit, "ncci-ptp").where(
-        or_(*[(PtpEdit.column1 == a) & (PtpEdit.column2 == b) for a, b in pairs]),
+    query = select(PtpEdit).where(
+        PtpEdit.release_id.in_(releases), PtpEdit.column1.in_(by_code), PtpEdit.column2.in_(by_code),
+        PtpEdit.column1 != PtpEdit.column2,
         or_(PtpEdit.effective.is_(None), PtpEdit.effective <= dos),
         or_(PtpEdit.deletion.is_(None), PtpEdit.deletion > dos))
     out = []
-    for edit, release in session.execute(query).all():
+    for edit in session.execute(query).scalars():
+        release = releases[edit.release_id]
         col2 = by_code[edit.column2]
         asked_mod = sorted(X_MODIFIERS & set(col2.modifiers) | X_MODIFIERS & set(by_code[edit.column1].modifiers))
         if edit.modifier_indicator == "0":
@@ -125,13 +130,14 @@ def pair_warnings(session: Session, codes: list[FoundCode], dos: date) -> list[A
     return out
 
 
-def unit_warnings(session: Session, codes: list[FoundCode]) -> list[Alert]:
+def unit_warnings(session: Session, codes: list[FoundCode], releases: dict[int, str]) -> list[Alert]:
     counted = {c.code: c.units for c in codes if c.system != ICD10CM and c.units > 1}
     if not counted:
         return []
-    query = _in_force(session, Mue, "mue").where(Mue.code.in_(counted))
+    query = select(Mue).where(Mue.release_id.in_(releases), Mue.code.in_(counted))
     out = []
-    for mue, release in session.execute(query).all():
+    for mue in session.execute(query).scalars():
+        release = releases[mue.release_id]
         units = counted[mue.code]
         if units > mue.units:
             per = "per claim line" if (mue.adjudication or "").startswith("1") else "per day"
@@ -143,15 +149,14 @@ def unit_warnings(session: Session, codes: list[FoundCode]) -> list[Alert]:
     return out
 
 
-def modifier_warnings(session: Session, codes: list[FoundCode]) -> list[Alert]:
+def modifier_warnings(session: Session, codes: list[FoundCode], releases: dict[int, str]) -> list[Alert]:
     wanted = {c.code: [m for m in c.modifiers if m in MODIFIER_RULES] for c in codes if c.system != ICD10CM}
     wanted = {k: v for k, v in wanted.items() if v}
     if not wanted:
         return []
-    newest = _newest_release(session, "pfs-rvu")
-    if newest is None:
+    if not releases:
         return []
-    rules = session.execute(select(FeeRule).where(FeeRule.release_id == newest.id, FeeRule.code.in_(wanted),
+    rules = session.execute(select(FeeRule).where(FeeRule.release_id.in_(releases), FeeRule.code.in_(wanted),
                                                   or_(FeeRule.modifier.is_(None), FeeRule.modifier == ""))).scalars()
     out = []
     for rule in rules:
@@ -161,7 +166,7 @@ def modifier_warnings(session: Session, codes: list[FoundCode]) -> list[Alert]:
             if value in refusals:
                 out.append(Alert("modifier", [rule.code], (
                     f"Modifier {modifier} on {rule.code}: the Medicare fee schedule says {refusals[value]}."),
-                    newest.name, dict(modifier=modifier, indicator=column, value=value)))
+                    releases[rule.release_id], dict(modifier=modifier, indicator=column, value=value)))
     return out
 
 
@@ -192,10 +197,10 @@ def run(session: Session, asked: list[FoundCode], facts: list[CodeFacts], text: 
     """Every check for one question; `facts` line up with `asked`."""
     dos, from_text = date_of_service(text, received)
     checks = Checks(date_of_service=dos.isoformat(), dos_from_text=from_text)
-    loaded = set(session.execute(select(Release.kind).distinct()).scalars())
-    checks.missing = [f"No {what}." for kind, what in LOADED_KINDS.items() if kind not in loaded]
+    releases = releases_in_force(session)
+    checks.missing = [f"No {what}." for kind, what in LOADED_KINDS.items() if not releases[kind]]
     checks.warnings += status_warnings(asked, facts, dos)
-    checks.warnings += pair_warnings(session, asked, dos)
-    checks.warnings += unit_warnings(session, asked)
-    checks.warnings += modifier_warnings(session, asked)
+    checks.warnings += pair_warnings(session, asked, dos, releases["ncci-ptp"])
+    checks.warnings += unit_warnings(session, asked, releases["mue"])
+    checks.warnings += modifier_warnings(session, asked, releases["pfs-rvu"])
     return checks

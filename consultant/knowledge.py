@@ -7,9 +7,8 @@ from datetime import date
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
-from .checks import INDICATOR
+from .checks import INDICATOR, releases_in_force
 from .codetables import Descriptor, FeeRule, Mue, PtpEdit, Release
-from .importers.store import in_force
 from .lookup import CodeFacts, Lookup
 from .modifiers import meaning
 
@@ -41,7 +40,7 @@ def _descriptors(session: Session, facts: CodeFacts) -> list[dict]:
 def _ptp(session: Session, code: str, today: date) -> dict:
     """Edits in force naming the code, per side: as column 1 (others bundle into it) and as
     column 2 (it bundles into others)."""
-    releases = {r.id: r.name for r in in_force(session, "ncci-ptp")}
+    releases = releases_in_force(session)["ncci-ptp"]
     out: dict = dict(loaded=bool(releases), as_column1=0, as_column2=0, pairs=[])
     if not releases:
         return out
@@ -60,7 +59,7 @@ def _ptp(session: Session, code: str, today: date) -> dict:
 
 
 def _mue(session: Session, code: str) -> list[dict]:
-    releases = {r.id: r.name for r in in_force(session, "mue")}
+    releases = releases_in_force(session)["mue"]
     if not releases:
         return []
     rows = session.execute(select(Mue).where(Mue.code == code, Mue.release_id.in_(releases))
@@ -70,7 +69,7 @@ def _mue(session: Session, code: str) -> list[dict]:
 
 
 def _fees(session: Session, code: str) -> list[dict]:
-    releases = {r.id: r.name for r in in_force(session, "pfs-rvu")}
+    releases = releases_in_force(session)["pfs-rvu"]
     if not releases:
         return []
     rows = session.execute(select(FeeRule).where(FeeRule.code == code, FeeRule.release_id.in_(releases))

@@ -159,14 +159,14 @@ class Lookup:
             prefix = row.code if "." in row.code else row.code + "."
             kind = "child"
             query = select(Code.code, Code.title).where(
-                Code.system == ICD10CM, Code.code.startswith(prefix, autoescape=True), Code.billable)
+                Code.system == ICD10CM, *_starts_with(prefix), Code.billable)
         else:
             parent = _icd_parent(row.code)
             if parent is None:
                 return []
             kind = "sibling"
             query = select(Code.code, Code.title).where(
-                Code.system == ICD10CM, Code.code.startswith(parent, autoescape=True),
+                Code.system == ICD10CM, *_starts_with(parent),
                 func.length(Code.code) == len(row.code), Code.code != row.code, Code.billable)
         limit = RELATED_LIMIT * 2 if kind == "child" else RELATED_LIMIT
         rows = self.session.execute(query.order_by(Code.code).limit(limit)).all()
@@ -189,6 +189,11 @@ def rank_related(siblings: list[Related], linked: list[Related]) -> list[Related
     seen: set[str] = set()
     out = [r for r in ranked if not (r.code in seen or seen.add(r.code))]
     return out[:RELATED_LIMIT + 2]
+
+
+def _starts_with(prefix: str) -> tuple:
+    """Codes beginning with a prefix as a range on the primary key, which LIKE would not use."""
+    return Code.code >= prefix, Code.code < prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _icd_parent(code: str) -> str | None:

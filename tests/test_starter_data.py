@@ -79,3 +79,14 @@ def test_relations_only_name_codes_in_the_set():
     for row in CODES:
         for other in (row["addon_to"] + " " + row["see_also"]).split():
             assert (row["system"], other) in CODE_SET or any(c == other for _, c in CODE_SET), (row["code"], other)
+
+
+def test_the_common_modifiers_each_have_a_meaning_in_our_own_words():
+    from consultant.modifiers import MEANINGS, meaning
+
+    common = "22 24 25 26 50 51 52 57 58 59 76 78 79 80 91 95 XE XS XP XU RT LT TC GA GZ KX JW JZ QW GP FS".split()
+    assert [m for m in common if not meaning(m)] == []
+    assert meaning("xs") == MEANINGS["XS"] and meaning("ZZ") is None
+    assert len(MEANINGS) >= 60
+    for text in MEANINGS.values():
+        assert 10 < len(text) <= 200 and not any(t.lower() in text.lower() for t in TELLTALES)
