@@ -1,6 +1,7 @@
 """The app factory: routes, sessions on every request, security headers, error pages."""
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
@@ -43,9 +44,12 @@ def create_app(settings: Settings, engine=None) -> FastAPI:
 
     @app.middleware("http")
     async def sessions_and_headers(request: Request, call_next):
+        started = time.perf_counter()
         request.state.new_session = False
         request.state.session = app.state.desk.read(request)
         response = await call_next(request)
+        # The time the app took, for the browser's network panel and bench/web.py.
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         if request.state.new_session and not request.url.path.startswith(NO_SESSION):
             app.state.desk.write(response, request.state.session, https=request.url.scheme == "https")
         for name, value in HEADERS.items():

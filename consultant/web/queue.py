@@ -7,10 +7,9 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, func, select
 from sqlmodel import Session
 
-from .. import queries
 from ..models import Question, utcnow
 from ..states import WAITING, Status
 from .session import REVIEWER, Who, desk
@@ -70,6 +69,17 @@ def page(session: Session, status: str = "waiting", code: str = "", mine: str | 
     return out, has_newer, has_older
 
 
+def waiting(session: Session) -> tuple[dict[str, int], datetime | None]:
+    """Counts of the waiting statuses and when the oldest waiting question arrived. Both read the
+    (status, id) index only; the oldest is the lowest id, as ids follow arrival."""
+    statuses = [s.value for s in WAITING]
+    found = dict(session.execute(select(Question.status, func.count()).where(Question.status.in_(statuses))
+                                 .group_by(Question.status)).all())
+    first = session.execute(select(func.min(Question.id)).where(Question.status.in_(statuses))).scalar()
+    oldest = session.execute(select(Question.received_at).where(Question.id == first)).scalar() if first else None
+    return {s: int(found.get(s, 0)) for s in statuses}, _aware(oldest)
+
+
 @router.get("/queue")
 def queue_page(request: Request, who: Who = Depends(REVIEWER), status: str = "waiting", code: str = "",
                mine: bool = False, after: int = Query(0, ge=0), before: int = Query(0, ge=0)):
@@ -83,13 +93,12 @@ def queue_page(request: Request, who: Who = Depends(REVIEWER), status: str = "wa
         errors.append("That is not a code; showing all codes.")
     with Session(desk(request).reader) as session:
         rows, has_newer, has_older = page(session, status, code, who.name if mine else None, after, before)
-        counts = queries.counts(session)
-        oldest = queries.oldest_waiting(session)
+        counts, oldest = waiting(session)
     filters = {"status": status, "code": code, "mine": "1" if mine else ""}
     keep = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     return request.app.state.pages.render(
-        request, "queue.html", title="Queue", rows=rows, counts=counts, oldest=_aware(oldest),
-        waiting=sum(counts[s.value] for s in WAITING), filters=filters, statuses=STATUS_CHOICES,
+        request, "queue.html", title="Queue", rows=rows, counts=counts, oldest=oldest,
+        waiting=sum(counts.values()), filters=filters, statuses=STATUS_CHOICES,
         newer=f"/queue?{keep}&after={rows[-1].id}" if rows and has_newer else None,
         older=f"/queue?{keep}&before={rows[0].id}" if rows and has_older else None,
         first=f"/queue?{keep}" if has_older else None, error=" ".join(errors) or None)
