@@ -39,7 +39,7 @@ def csrf_of(html: str) -> str:
     return found[1]
 
 
-def login(client: TestClient, name: str, password: str = PASSWORD, address_ok: bool = True):
+def login(client: TestClient, name: str, password: str = PASSWORD):
     token = csrf_of(client.get("/login").text)
     return client.post("/login", data={"name": name, "password": password, "csrf": token, "next": "/"})
 

@@ -1,4 +1,4 @@
-"""Run the desk under uvicorn in a background thread (the demo, the browser tests, the benchmark)."""
+"""Run the desk under uvicorn in a background thread (the demo and the browser tests)."""
 from __future__ import annotations
 
 import socket
