@@ -66,8 +66,12 @@ class Processor:
 
     def run_once(self) -> Counts:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""
-        self.lookup.refresh()
-        self._lookup_session.rollback()  # end the read snapshot so the next batch sees new data
+        try:
+            self.lookup.refresh()
+        finally:
+            # End the read snapshot so the next batch sees new data; after a database outage this
+            # also clears the failed transaction, so the next poll can recover.
+            self._lookup_session.rollback()
         limit = self.settings.worker.batch_size
         with Session(self.engine) as session:
             fresh = session.execute(select(Question.id).where(

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from consultant import operator, review, servicelog
 from consultant.db import make_engine
-from consultant.models import utcnow
+from consultant.models import Question, utcnow
 from consultant.opstables import ServiceRun
 from consultant.servicelog import ServiceLog
 from consultant.worker import Worker
@@ -195,3 +195,31 @@ def test_the_summary_keeps_the_last_success_when_later_runs_fail(engine):
     assert summary["poll"]["last"]["ok"] is False
     assert summary["imap"] == {"answered": False, "at": summary["poll"]["last"]["finished_at"],
                                "error": "IMAP server unreachable: refused"}
+
+
+@pytest.mark.postgres
+def test_polling_recovers_after_the_database_comes_back(pg_url, pg_cluster):
+    engine = make_engine(pg_url)
+    name = make_url(pg_url).database
+    settings = make_settings(pg_url)
+    worker = Worker(engine, settings, fetch_mail=False)
+    try:
+        assert worker.poll_once().db_ok  # the code lookup has read the database once
+        worker.processor.lookup.session.execute(select(1))  # the outage strikes mid-read
+        pg_cluster.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        pg_cluster.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        try:
+            assert worker.poll_once().db_ok is False
+            assert worker.poll_once().db_ok is False
+        finally:
+            pg_cluster.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        with Session(engine) as session:
+            qid = operator.inject(session, question_bytes(1), "test", "test.eml")
+            session.commit()
+        result = worker.poll_once()
+    finally:
+        worker.close()
+    assert result.db_ok and result.processed.drafted == 1
+    with Session(engine) as session:
+        assert session.get(Question, qid).status == "drafted"
+    engine.dispose()
