@@ -213,7 +213,8 @@ def _env_value(field_annotation, raw: str):
 
 def _from_environment(data: dict, environ) -> None:
     sections = _sections()
-    for name, raw in environ.items():
+    # *_FILE variables go last (a stable sort), so a secret file wins whatever the environment's order.
+    for name, raw in sorted(environ.items(), key=lambda item: item[0].upper().endswith("_FILE")):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX):].lower().partition("__")

@@ -97,6 +97,16 @@ def test_a_password_comes_from_the_environment_or_a_file(tmp_path):
     assert config.load(path, environ={}).smtp.secret() == "from-file"
 
 
+@pytest.mark.parametrize("file_first", [True, False])
+def test_a_password_file_wins_over_the_password_whatever_the_order_of_the_environment(tmp_path, file_first):
+    secret = tmp_path / "secret"
+    secret.write_text("from-file\n")
+    pair = [("CONSULTANT_IMAP__PASSWORD_FILE", str(secret)), ("CONSULTANT_IMAP__PASSWORD", "env")]
+    environ = dict(pair if file_first else pair[::-1])
+    assert list(environ)[0].endswith("_FILE") is file_first
+    assert config.load(None, environ=environ).imap.secret() == "from-file"
+
+
 def test_an_unreadable_password_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="CONSULTANT_IMAP__PASSWORD_FILE: cannot read"):
         config.load(None, environ={"CONSULTANT_IMAP__PASSWORD_FILE": str(tmp_path / "missing")})
