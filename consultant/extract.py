@@ -241,9 +241,13 @@ class _Scan:
         if kind == "num2" and how != "dash":
             return pos  # a bare two-digit number is no modifier
         token = text[start:pos]
-        # "Atlanta, GA": the state, not the waiver modifier.
-        if token in ctx.ZIP3 and ctx.COMMA_BEFORE.search(text, max(0, start - 8), start):
-            return pos
+        # "Atlanta, GA" or "Atlanta GA 30303": the state, not the waiver modifier.
+        if token in ctx.ZIP3:
+            if ctx.COMMA_BEFORE.search(text, max(0, start - 8), start):
+                return pos
+            zip_code = ctx.ZIP_AFTER.match(text, pos)
+            if zip_code is not None and ctx.is_zip(text, start, zip_code[1]):
+                return pos
         self.mentioned.setdefault(token)
         return pos
 

@@ -53,7 +53,9 @@ _MODLIST = rf"-?{MODTOK}(?:\s*(?:,|/|&|\+|(?i:and|or)\b)\s*-?{MODTOK})*"
 # Words after a number that make it an amount or a distance, never a code ("62303 dollars").
 _AMOUNT_WORDS = "dollars?|usd|bucks|cents|miles|km|feet|steps|kcal|calories"
 _UPPER_STARTS = "".join(sorted({m[0] for m in STANDALONE_MODIFIERS}))
-_PHONE_REST = r"(?:\([0-9]{3}\)[ ]?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}(?![0-9])"
+# An extension after a phone number belongs to it: "555-123-4567 x 99213", "... ext. 12".
+_EXTENSION = r"(?:[ \t]*,?[ \t]*(?:[xX]|(?i:ext|extension)\.?)[ \t]*[0-9]{1,6}(?![0-9]))?"
+_PHONE_REST = rf"(?:\([0-9]{{3}}\)[ ]?|[0-9]{{3}}[ .-])[0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}"
 
 # The forward pass. Every match starts at a digit or at the first letter of an upper-case
 # modifier, and the pattern opens with that character class: the regex engine then skips all
@@ -72,9 +74,9 @@ MASTER = re.compile(
         )
       | (?<=[0-9])(?<!{_NOT_BEFORE}[0-9])                   # the first digit of a number
         (?:
-            (?<=\([0-9])[0-9]{{2}}\)[ ]?[0-9]{{3}}[ .-][0-9]{{4}}(?![0-9])(?P<phone>)
+            (?<=\([0-9])[0-9]{{2}}\)[ ]?[0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}(?P<phone>)
           | (?<=1)[ .-]?{_PHONE_REST}(?P<phone_1>)
-          | [0-9]{{2}}[ .-][0-9]{{3}}[ .-][0-9]{{4}}(?![0-9])(?P<phone_2>)
+          | [0-9]{{2}}[ .-][0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}(?P<phone_2>)
           | [0-9]{{3}}[-/.][0-9]{{1,2}}[-/.][0-9]{{1,2}}(?!\w)(?P<date>)
           | [0-9]?[-/.][0-9]{{1,2}}[-/.][0-9]{{2,4}}(?!\w)(?P<date_1>)
           | [0-9]?:[0-9]{{2}}(?::[0-9]{{2}})?(?P<time>)
@@ -188,6 +190,8 @@ CHANGE_BEFORE = re.compile(
 # "Springfield, IL 62703", "Austin TX 78701": a city (capitalised word) or a comma before the state.
 CITY_BEFORE = re.compile(r"(?:,|\b[A-Z][A-Za-z.'-]+)[ \t]*$")
 COMMA_BEFORE = re.compile(r",[ \t]*$")
+# The ZIP after a state ("Atlanta GA 30303", "Macon GA 31201-1234"): the state is then no modifier.
+ZIP_AFTER = re.compile(r"[ \t]+([0-9]{5})(?:-[0-9]{4})?(?![0-9])")
 
 # State abbreviations that are also everyday upper-case words ("99213 OR 97110", "MD", "PA"):
 # before a number they mean a ZIP only with a city or a comma in front.

@@ -234,6 +234,26 @@ def test_a_state_after_a_comma_is_not_a_modifier():
     assert find_codes("Our office is in Atlanta, GA.", INDEX).modifiers == []
 
 
+@pytest.mark.parametrize("text", [
+    "Atlanta GA 30303", "Macon GA 31201-1234", "Ridgeview Clinic, 12 Main St, Atlanta GA 30303. Thanks",
+])
+def test_a_state_before_its_zip_code_is_not_a_modifier(text):
+    found = find_codes(text, INDEX)
+    assert found.codes == [] and found.modifiers == []
+
+
+@pytest.mark.parametrize("text, code, modifiers, mentioned", [
+    ("GA modifier on 99213", "99213", [], ["GA"]),
+    ("99213-GA", "99213", ["GA"], []),
+    ("Atlanta GA 30303: can we bill 99213-GA?", "99213", ["GA"], []),
+    ("Is GA needed with 99213?", "99213", [], ["GA"]),
+])
+def test_the_ga_modifier_is_still_read_next_to_an_address(text, code, modifiers, mentioned):
+    found = find_codes(text, INDEX)
+    assert [c.code for c in found.codes] == [code]
+    assert found.codes[0].modifiers == modifiers and found.modifiers == mentioned
+
+
 def test_standalone_abbreviations_that_are_also_modifiers_are_not_listed():
     assert find_codes("Read the T1 and T2 images; TB test; AI tools; PO meds", INDEX).modifiers == []
 
@@ -356,6 +376,21 @@ def test_a_state_abbreviation_that_is_no_address_does_not_hide_a_code(text, expe
 def test_phone_numbers_and_extensions_are_not_codes(text):
     found = find_codes(text, INDEX)
     assert found.codes == [] and found.modifiers == []
+
+
+@pytest.mark.parametrize("text", [
+    "Call 404-555-0199 x 99213", "Call 404-555-0199 x99213", "Call 404-555-0199 X 99213",
+    "(404) 555-0199 x 99213", "404.555.0199, ext. 99213", "+1 404 555 0199 x 99213",
+    "1-404-555-0199 extension 99213",
+])
+def test_an_extension_written_after_a_phone_number_is_not_a_code(text):
+    found = find_codes(text, INDEX)
+    assert found.codes == [] and found.modifiers == []
+
+
+def test_units_written_with_x_still_count_next_to_a_phone_number():
+    found = find_codes("Call 404-555-0199 x 99213 about 99213 x2 and J1100 x 2", INDEX)
+    assert [(c.code, c.units) for c in found.codes] == [("99213", 2), ("J1100", 2)]
 
 
 @pytest.mark.parametrize("text", [
