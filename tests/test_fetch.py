@@ -4,6 +4,7 @@ from imapclient import IMAPClient
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from consultant import fetch as fetch_module
 from consultant import states
 from consultant.fetch import Fetcher, connect
 from consultant.models import Checkpoint, Question, RawMessage
@@ -56,13 +57,18 @@ def test_new_messages_are_stored_with_their_imap_key_and_checkpoint(engine, mail
     assert fetch_once(engine, mail_settings).seen == 0  # nothing new above the checkpoint
 
 
-def test_fetching_does_not_mark_mail_as_read(engine, mail_settings, dovecot, imap_user):
+def test_fetching_does_not_mark_mail_as_read(engine, db_url, dovecot, imap_user):
+    # after_fetch = "flag" selects the mailbox read-write (SELECT, not EXAMINE): there a fetch of
+    # BODY[] or RFC822 would set \Seen, and only BODY.PEEK[] leaves it alone.
+    settings = make_settings(db_url, imap_user, imap={"after_fetch": "flag"})
     dovecot.deliver(imap_user, question(1))
-    fetch_once(engine, mail_settings)
+    assert fetch_once(engine, settings).stored == 1
     with IMAPClient(imap_user.host, imap_user.port, ssl=False) as client:
         client.login(imap_user.username, imap_user.password)
         client.select_folder("INBOX", readonly=True)
-        assert b"\\Seen" not in client.get_flags([1])[1]
+        flags = client.get_flags([1])[1]
+    assert b"$CaseConsultant" in flags  # the read-write select happened
+    assert b"\\Seen" not in flags
 
 
 def test_redelivery_of_the_same_message_id_is_stored_once(engine, mail_settings, dovecot, imap_user):
@@ -148,21 +154,38 @@ def test_a_uidvalidity_change_rereads_the_mailbox_without_duplicates(engine, mai
         assert session.get(Checkpoint, (mail_settings.imap.account_name(), "INBOX")).uidvalidity == before + 1000
 
 
+class RecordingClient(IMAPClient):
+    """The real IMAPClient talking to the real Dovecot, noting every FETCH it sends."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fetches: list[tuple[list[int], list[str]]] = []
+
+    def fetch(self, messages, data, modifiers=None):
+        items = [data] if isinstance(data, (str, bytes)) else list(data)
+        names = [(i.decode() if isinstance(i, bytes) else i).upper() for i in items]
+        self.fetches.append((list(messages), names))
+        return super().fetch(messages, data, modifiers)
+
+
 def test_oversize_mail_is_quarantined_without_downloading_its_body(engine, db_url, dovecot, imap_user, monkeypatch):
     settings = make_settings(db_url, imap_user, limits={"max_message_bytes": 4000})
     dovecot.deliver(imap_user, question(1, body="BODY-MARKER " * 1000))
     dovecot.deliver(imap_user, question(2))
-    requested = []
-    real_fetch = IMAPClient.fetch
-
-    def recording_fetch(self, messages, data, modifiers=None):
-        requested.append((list(messages), [str(d) for d in data]))
-        return real_fetch(self, messages, data, modifiers)
-
-    monkeypatch.setattr(IMAPClient, "fetch", recording_fetch)
-    counts = fetch_once(engine, settings)
+    monkeypatch.setattr(fetch_module, "IMAPClient", RecordingClient)
+    client = connect(settings.imap)
+    try:
+        counts = Fetcher(engine, settings).run_once(client)
+    finally:
+        client.logout()
+    assert isinstance(client, RecordingClient)
     assert (counts.stored, counts.oversize) == (2, 1)
-    assert not any(1 in uids and "BODY.PEEK[]" in items for uids, items in requested)
+    asked_of_big = [items for uids, items in client.fetches if 1 in uids]
+    stub = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM SUBJECT DATE)]"
+    # Its size first, then at most its header stub; never any form of the whole message or its body.
+    assert asked_of_big[0] == ["RFC822.SIZE"]
+    assert all(items in (["RFC822.SIZE"], [stub]) for items in asked_of_big), asked_of_big
+    assert [i for uids, items in client.fetches for i in items if 2 in uids] == ["RFC822.SIZE", "BODY.PEEK[]"]
     big, small = stored(engine)
     assert (big.status, big.stage, big.body_downloaded) == ("quarantined", "fetch", False)
     assert "over limits.max_message_bytes" in big.reason and big.size > 4000
