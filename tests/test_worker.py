@@ -5,11 +5,14 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
-from consultant.models import Question, Reply
+from consultant import operator, process
+from consultant.models import Question, Reply, utcnow
+from consultant.process import Processor
 from consultant.worker import Worker
 from support import make_settings
 
@@ -91,3 +94,81 @@ def test_sigterm_stops_the_worker_cleanly(sqlite_url, dovecot, imap_user, tmp_pa
             proc.kill()
     assert proc.returncode == 0, out.decode()
     assert b"worker stopped" in out and b"Traceback" not in out
+
+
+# --- processing: the poison-message cap and the per-sender rate limit, on SQLite and PostgreSQL ---
+
+class Crash(BaseException):
+    """Stands for the worker process dying (killed, out of memory): nothing on the way catches it."""
+
+
+def inject(engine, raw: bytes) -> int:
+    with Session(engine) as session:
+        qid = operator.inject(session, raw, "test", "test.eml")
+        session.commit()
+    return qid
+
+
+def question_from(sender: str, n: int, body: str = "Can I bill 62303 with 72128?") -> bytes:
+    return (f"From: {sender}\r\nTo: ask@caseconsultant.test\r\nSubject: question {n}\r\n"
+            f"Message-ID: <r{n}@ridgeview-clinic.test>\r\n\r\n{body}\r\n").encode()
+
+
+def test_a_message_that_keeps_killing_the_worker_is_quarantined_after_max_attempts(engine, db_url, monkeypatch):
+    settings = make_settings(db_url, limits={"max_attempts": 3})
+    poison = inject(engine, question_from("jane@ridgeview-clinic.test", 1, body="POISON 62303"))
+    healthy = inject(engine, question_from("omar@ridgeview-clinic.test", 2))
+    real_read, reads_of_poison = process.read_message, []
+
+    def read_or_die(raw, **limits):
+        if b"POISON" in raw:
+            reads_of_poison.append(1)
+            raise Crash()
+        return real_read(raw, **limits)
+
+    monkeypatch.setattr(process, "read_message", read_or_die)
+    for _ in range(6):  # a supervisor restarting the worker after each death
+        processor = Processor(engine, settings)
+        try:
+            if not processor.run_once().handled:
+                break
+        except Crash:
+            pass
+        finally:
+            processor.close()
+    assert len(reads_of_poison) == 3
+    with Session(engine) as session:
+        dead, fine = session.get(Question, poison), session.get(Question, healthy)
+        assert (dead.status, dead.stage) == ("quarantined", "process")
+        assert dead.reason == "gave up after 3 attempts that each stopped the worker"
+        assert fine.status == "drafted"
+
+
+def test_the_rate_limit_counts_recent_questions_from_the_same_sender_in_the_database(engine, db_url):
+    settings = make_settings(db_url, screen={"max_per_sender_per_hour": 2})
+    jane, omar = "Jane Doe <jane@ridgeview-clinic.test>", "omar@ridgeview-clinic.test"
+    ids = [inject(engine, question_from(who, n)) for n, who in enumerate([jane, jane, omar, jane, jane], 1)]
+
+    def run():
+        processor = Processor(engine, settings)
+        try:
+            while processor.run_once().handled:
+                pass
+        finally:
+            processor.close()
+
+    run()
+    with Session(engine) as session:
+        rows = [session.get(Question, qid) for qid in ids]
+        assert [q.status for q in rows] == ["drafted", "drafted", "drafted", "ignored", "ignored"]
+        # Ignored questions do not count against the sender: the limit stays at the two answered.
+        assert rows[3].reason == rows[4].reason == (
+            "rate limit (2 questions from this sender in the last hour; limit 2)")
+        # An hour later the first two no longer count.
+        session.execute(update(Question).where(Question.id.in_(ids[:2]))
+                        .values(received_at=utcnow() - timedelta(minutes=61)))
+        session.commit()
+    later = inject(engine, question_from(jane, 6))
+    run()
+    with Session(engine) as session:
+        assert session.get(Question, later).status == "drafted"
