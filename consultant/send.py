@@ -1,9 +1,12 @@
 """Send: approved -> sending -> sent, with a lease per reply, backoff on 4xx, failed on 5xx.
 
-One SMTP connection serves a batch. An outage (server unreachable) changes no state and is logged
-once. With smtp.sent_folder set, each reply is put in that IMAP folder as pending before it is
-sent and marked delivered after the server accepts it, so a crash in between is never resent
-blindly (see sweep.reconcile). Without it, sending is at-least-once with the same Message-ID.
+One SMTP connection serves a batch (checked with NOOP before it is reused, reopened if the server
+dropped it). An outage (no connection can be opened) changes no state and is logged once; a reply
+whose own transaction fails (4xx, or the connection lost after MAIL began) counts an attempt and
+backs off until send.give_up_after. With smtp.sent_folder set, each reply is put in that IMAP
+folder as pending before it is sent and marked delivered after the server accepts it, so a crash
+in between is never resent blindly (see sweep.reconcile). Without it, sending is at-least-once
+with the same Message-ID.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from . import states
-from .config import Settings
+from .config import Settings, Smtp
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
 from .logs import OncePerOutage, error, redact, vet
@@ -50,6 +53,38 @@ def _smtp_code(exc: Exception) -> tuple[int | None, str]:
         words = exc.smtp_error
         return exc.smtp_code, words.decode(errors="replace") if isinstance(words, bytes) else str(words)
     return None, str(exc)
+
+
+def _close(client: smtplib.SMTP, quit: bool = False) -> None:
+    try:
+        client.quit() if quit else client.close()
+    except Exception:  # the connection may already be gone
+        pass
+
+
+class Connection:
+    """The SMTP session a batch shares: opened on first use, checked with NOOP before each reuse,
+    reopened when the server has dropped it. Connecting raises (an outage) and changes nothing."""
+
+    def __init__(self, smtp: Smtp):
+        self.smtp = smtp
+        self.client: smtplib.SMTP | None = None
+
+    def ready(self) -> smtplib.SMTP:
+        if self.client is not None:
+            try:
+                if self.client.noop()[0] == 250:
+                    return self.client
+            except (*SMTP_OUTAGES, smtplib.SMTPException):
+                pass
+            self.close()
+        self.client = connect_smtp(self.smtp)
+        return self.client
+
+    def close(self, quit: bool = False) -> None:
+        if self.client is not None:
+            client, self.client = self.client, None
+            _close(client, quit)
 
 
 class Sender:
@@ -90,24 +125,21 @@ class Sender:
             except IMAP_OUTAGES as exc:
                 self.imap_outage.failed(exc)  # without the folder we cannot promise exactly-once
                 return counts
-        try:
-            smtp = connect_smtp(self.settings.smtp)
-        except (*SMTP_OUTAGES, smtplib.SMTPException) as exc:
-            self.smtp_outage.failed(exc)
-            self._logout(sent_folder)
-            return counts
-        self.smtp_outage.ok()
+        smtp = Connection(self.settings.smtp)
         try:
             for reply_id in ids:
                 if self.stop.is_set():
                     break
-                if not self._send_one(smtp, sent_folder, reply_id, counts):
-                    break  # the connection is gone: the rest waits for the next run
+                try:
+                    client = smtp.ready()
+                except (*SMTP_OUTAGES, smtplib.SMTPException) as exc:
+                    self.smtp_outage.failed(exc)  # cannot connect: an outage, nobody's attempt
+                    break
+                self.smtp_outage.ok()
+                if not self._send_one(client, sent_folder, reply_id, counts):
+                    break  # the Sent folder is gone: the rest waits for the next run
         finally:
-            try:
-                smtp.quit()
-            except Exception:
-                pass
+            smtp.close(quit=True)
             self._logout(sent_folder)
         return counts
 
@@ -163,23 +195,22 @@ class Sender:
                     return False
             try:
                 smtp.send_message(msg, from_addr=self.settings.service.address, to_addrs=[reply.to_addr])
-            except smtplib.SMTPException as exc:  # before OSError: smtplib's errors are OSErrors too
+            except (smtplib.SMTPException, *SMTP_OUTAGES) as exc:
                 code, words = _smtp_code(exc)
                 self._discard(sent_folder, copy_uid)
-                if code is not None and 500 <= code < 600:
-                    self._failed(session, reply, f"SMTP {code}: {words}", counts)
+                if (code is not None and 500 <= code < 600) or isinstance(exc, smtplib.SMTPNotSupportedError):
+                    self._failed(session, reply, f"SMTP {code or 'error'}: {words}", counts)
                     return True
-                if code is None:  # disconnected mid-conversation: an outage, not the reply's fault
-                    self.smtp_outage.failed(exc)
-                    self._unclaim(session, reply)
-                    return False
-                self._retry(session, reply, f"SMTP {code}: {words}", counts)
+                if code is None or code == 421:
+                    # The connection was open (new, or it answered NOOP) and broke during this
+                    # reply's own transaction: count the attempt and back off as for a 4xx, so a
+                    # reply that always drops the connection ends in `failed`, not in a loop.
+                    # The next reply gets a fresh connection; if none can be had, that is an outage.
+                    _close(smtp)
+                why = (f"SMTP {code}: {words}" if code is not None else
+                       f"connection lost during the SMTP transaction ({type(exc).__name__}: {words})")
+                self._retry(session, reply, why, counts)
                 return True
-            except SMTP_OUTAGES as exc:
-                self.smtp_outage.failed(exc)
-                self._discard(sent_folder, copy_uid)
-                self._unclaim(session, reply)
-                return False
             if sent_folder is not None and copy_uid is not None:
                 try:
                     sent_folder.mark_delivered(copy_uid)
@@ -209,7 +240,8 @@ class Sender:
         vet.info("question %s: %s sent to %s", reply.question_id, reply.purpose, redact(reply.to_addr))
 
     def _unclaim(self, session: Session, reply: Reply) -> None:
-        """An outage: put the reply back as it was, without counting the attempt against it."""
+        """The Sent folder is unreachable before the reply went out: put it back as it was,
+        without counting the attempt against it."""
         reply.lease_owner = reply.lease_until = None
         reply.send_attempts = max(0, reply.send_attempts - 1)
         if reply.purpose == "answer":

@@ -2,13 +2,14 @@
 import email
 import email.policy
 import os
+import secrets
 import subprocess
 import sys
 from datetime import timedelta
 
 import pytest
 from imapclient import IMAPClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from consultant import queries, review
@@ -16,6 +17,7 @@ from consultant.mailout import SentFolder
 from consultant.models import Event, Question, Reply, utcnow
 from consultant.send import Sender
 from consultant.sweep import Sweeper
+from servers.smtp import SmtpServer
 from support import drafted, make_settings, question_bytes, smtp_section
 
 
@@ -35,6 +37,12 @@ def state(engine, qid):
     with Session(engine) as session:
         q = session.get(Question, qid)
         return q.status, q.reason, queries.reply(session, qid)
+
+
+def make_due(engine):
+    with Session(engine) as session:
+        session.execute(update(Reply).values(next_attempt_at=utcnow()))
+        session.commit()
 
 
 def expire_leases(engine):
@@ -95,6 +103,102 @@ def test_temporary_failures_give_up_after_the_configured_time(engine, db_url, sm
     Sender(engine, settings).run_once()
     status, reason, _ = state(engine, qid)
     assert status == "failed" and "gave up" in reason and "451" in reason
+
+
+def test_each_451_backs_off_exponentially_with_jitter_up_to_the_cap(engine, db_url, smtp):
+    first, cap = 60, 300
+    settings = make_settings(db_url, smtp=smtp_section(smtp),
+                             send={"backoff_first": f"{first}s", "backoff_max": f"{cap}s"})
+    qid = approved(engine, settings)
+    fractions = []
+    for attempt in range(1, 6):
+        smtp.fail_next("MAIL", 451, "Greylisted")
+        before = utcnow()
+        assert Sender(engine, settings).run_once().retrying == 1
+        after = utcnow()
+        status, _, reply = state(engine, qid)
+        assert (status, reply.send_attempts) == ("approved", attempt)
+        # The delay was drawn at some instant between `before` and `after`: bound it both ways.
+        full = min(cap, first * 2 ** (attempt - 1))
+        shortest = (reply.next_attempt_at - after).total_seconds()
+        longest = (reply.next_attempt_at - before).total_seconds()
+        slack = (after - before).total_seconds()
+        assert full / 2 - slack <= shortest and longest <= full + slack, (attempt, shortest, longest)
+        fractions.append((shortest + longest) / 2 / full)
+        make_due(engine)
+    assert max(fractions) - min(fractions) > 0.001  # jitter: not the same fraction every time
+    assert smtp.messages == []
+    with Session(engine) as session:
+        trail = session.execute(select(Event.reason).where(Event.question_id == qid, Event.action == "send",
+                                                           Event.to_status == "approved")).scalars().all()
+    assert len(trail) == 5 and all("SMTP 451: Greylisted" in why and "next try in" in why for why in trail)
+
+
+def test_a_reply_that_drops_the_connection_mid_data_backs_off_then_fails(engine, db_url, smtp):
+    settings = make_settings(db_url, smtp=smtp_section(smtp), send={"give_up_after": "1h"})
+    qid = approved(engine, settings)
+    smtp.drop_next("DATA")
+    assert Sender(engine, settings).run_once().retrying == 1
+    status, _, reply = state(engine, qid)
+    assert (status, reply.send_attempts) == ("approved", 1)
+    assert reply.next_attempt_at > utcnow() and "connection lost" in reply.last_error
+    with Session(engine) as session:  # as if it had kept failing for longer than give_up_after
+        session.execute(update(Reply).values(first_attempt_at=utcnow() - timedelta(hours=2),
+                                             next_attempt_at=utcnow()))
+        session.commit()
+    smtp.drop_next("DATA")
+    assert Sender(engine, settings).run_once().failed == 1
+    status, reason, reply = state(engine, qid)
+    assert status == "failed" and "gave up after 2 attempts" in reason and "connection lost" in reason
+    assert smtp.messages == []
+    assert Sender(engine, settings).run_once().sent == 0  # failed stays failed until `retry`
+
+
+def test_a_dropped_connection_costs_only_its_own_reply_the_next_gets_a_new_connection(
+        engine, out_settings, smtp):
+    dropped, fine = approved(engine, out_settings, 1), approved(engine, out_settings, 2)
+    smtp.drop_next("MAIL")
+    counts = Sender(engine, out_settings).run_once()
+    assert (counts.retrying, counts.sent) == (1, 1)
+    assert [state(engine, qid)[0] for qid in (dropped, fine)] == ["approved", "sent"]
+    assert smtp.connections == 2
+
+
+def test_one_connection_serves_a_whole_batch(engine, out_settings, smtp):
+    for n in range(5):
+        approved(engine, out_settings, n)
+    assert Sender(engine, out_settings).run_once().sent == 5
+    assert len(smtp.wait_for(5)) == 5
+    assert smtp.connections == 1
+
+
+@pytest.fixture
+def smtps():
+    """An SMTP server that speaks TLS from the first byte (port 465 style), with AUTH."""
+    with SmtpServer(tls=True, implicit_tls=True, username="consultant",
+                    password=secrets.token_urlsafe(12)) as server:
+        yield server
+
+
+def test_implicit_tls_verifies_the_certificate_and_logs_in(engine, db_url, smtps):
+    settings = make_settings(db_url, smtp=smtp_section(
+        smtps, security="tls", cafile=smtps.cafile, host="localhost", username=smtps.username,
+        password=smtps.password))
+    for n in range(2):
+        approved(engine, settings, n)
+    assert Sender(engine, settings).run_once().sent == 2
+    received = smtps.wait_for(2)
+    assert all(m.tls and m.login == smtps.username for m in received)
+    assert smtps.connections == 1
+
+
+def test_implicit_tls_refuses_a_certificate_it_cannot_verify(engine, db_url, smtps):
+    settings = make_settings(db_url, smtp=smtp_section(smtps, security="tls", host="localhost"))
+    qid = approved(engine, settings)
+    sender = Sender(engine, settings)
+    assert sender.run_once().sent == 0
+    assert sender.smtp_outage.down and state(engine, qid)[0] == "approved"
+    assert smtps.messages == []
 
 
 def test_a_550_fails_the_reply_with_the_servers_words(engine, out_settings, smtp):
@@ -230,16 +334,21 @@ def test_without_a_sent_folder_a_crash_resends_with_the_same_message_id(engine, 
 
 
 @pytest.mark.postgres
-def test_two_send_processes_on_postgresql_never_send_the_same_reply(pg_url, smtp):
+def test_two_send_processes_on_postgresql_share_the_work_and_never_send_the_same_reply(pg_url, smtp):
     from consultant.db import make_engine
 
     engine = make_engine(pg_url)
-    settings = make_settings(pg_url, smtp=smtp_section(smtp), send={"batch_size": 50})
+    settings = make_settings(pg_url, smtp=smtp_section(smtp))
     for n in range(40):
         approved(engine, settings, n)
     engine.dispose()
+    # Small batches, so each process goes back for more; and no DATA is answered until both
+    # processes are connected, so they overlap whatever the scheduler does: while the first holds
+    # one claim, the second finds the rest due.
+    smtp.hold_data_until(connections=2)
     env = dict(os.environ, CONSULTANT_DATABASE__URL=pg_url, CONSULTANT_SMTP__HOST=smtp.host,
-               CONSULTANT_SMTP__PORT=str(smtp.port), CONSULTANT_SMTP__SECURITY="plain")
+               CONSULTANT_SMTP__PORT=str(smtp.port), CONSULTANT_SMTP__SECURITY="plain",
+               CONSULTANT_SEND__BATCH_SIZE="5")
     procs = [subprocess.Popen([sys.executable, "-m", "consultant", "send", "--once"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
@@ -250,5 +359,13 @@ def test_two_send_processes_on_postgresql_never_send_the_same_reply(pg_url, smtp
     engine = make_engine(pg_url)
     with Session(engine) as session:
         statuses = session.execute(select(Question.status)).scalars().all()
+        per_sender = dict(session.execute(
+            select(Event.actor, func.count()).where(Event.action == "send", Event.to_status == "sent")
+            .group_by(Event.actor)).all())
     engine.dispose()
     assert statuses == ["sent"] * 40
+    pids = {f":{p.pid}" for p in procs}
+    assert {actor[actor.rfind(":"):] for actor in per_sender} == pids, per_sender
+    assert all(n > 0 for n in per_sender.values()) and sum(per_sender.values()) == 40
+    sent_lines = [line for out in outputs for line in out.splitlines() if line.startswith("sent ")]
+    assert sorted(int(line.split()[1].rstrip(",")) for line in sent_lines) == sorted(per_sender.values())

@@ -1,9 +1,11 @@
 """A real aiosmtpd server on loopback that records what it accepts and can be told to fail."""
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -17,6 +19,7 @@ from .tls import TlsFiles, make_certificates
 
 COMMANDS = ("MAIL", "RCPT", "DATA")
 OK = "250 2.0.0 OK"
+DROP = "drop"  # a queued "failure" that closes the connection instead of replying
 ACCEPTED = "250 2.0.0 Message accepted for delivery"
 
 
@@ -28,7 +31,7 @@ class ReceivedMessage:
     rcpt_tos: tuple[str, ...]
     raw: bytes
     message: EmailMessage
-    tls: bool  # the session had done STARTTLS
+    tls: bool  # the session was encrypted (STARTTLS, or implicit TLS from the first byte)
     login: str | None  # the AUTH user name, None when the client did not authenticate
 
 
@@ -38,23 +41,33 @@ class _Handler:
     def __init__(self, owner: SmtpServer):
         self.owner = owner
 
+    @staticmethod
+    def _fail(server, failure: str) -> str:
+        if failure == DROP:
+            # Close without a reply, as a crashing or overloaded server does mid-transaction.
+            # aiosmtpd still tries to write a reply; it goes nowhere.
+            server.transport.close()
+            return "421 4.3.0 closing"
+        return failure
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if failure := self.owner._take_failure("MAIL"):
-            return failure
+            return self._fail(server, failure)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return OK
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if failure := self.owner._take_failure("RCPT"):
-            return failure
+            return self._fail(server, failure)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return OK
 
     async def handle_DATA(self, server, session, envelope):
+        await self.owner._gate()
         if failure := self.owner._take_failure("DATA"):
-            return failure
+            return self._fail(server, failure)
         raw = envelope.original_content
         login = session.auth_data.login.decode() if session.authenticated else None
         self.owner._record(ReceivedMessage(
@@ -62,28 +75,49 @@ class _Handler:
             rcpt_tos=tuple(envelope.rcpt_tos),
             raw=raw,
             message=email.message_from_bytes(raw, policy=email.policy.default),
-            tls=session.ssl is not None,
+            tls=session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
             login=login,
         ))
         return ACCEPTED
 
 
+class _CountingController(Controller):
+    """A Controller that counts the connections it accepts (aiosmtpd builds one SMTP per connection)."""
+
+    def __init__(self, owner: SmtpServer, *args, **kwargs):
+        self.owner = owner
+        super().__init__(*args, **kwargs)
+
+    def factory(self):
+        with self.owner._changed:
+            self.owner.connections += 1
+        return super().factory()
+
+
 class SmtpServer:
     """An aiosmtpd Controller on 127.0.0.1; stop() and start() keep the port ("SMTP down").
 
-    With tls=True it offers STARTTLS (cafile verifies it); with username and password it offers
-    AUTH PLAIN and LOGIN after STARTTLS. Neither is required unless require_tls / require_auth.
+    With tls=True it offers STARTTLS (cafile verifies it), or with implicit_tls=True it speaks TLS
+    from the first byte (SMTPS, what smtplib.SMTP_SSL expects); with username and password it offers
+    AUTH PLAIN and LOGIN over TLS. Neither is required unless require_tls / require_auth.
+    `connections` counts the connections accepted since the last clear().
     """
 
     def __init__(self, *, tls: bool = False, username: str | None = None,
                  password: str | None = None, require_tls: bool = False,
-                 require_auth: bool = False, tls_dir: Path | None = None):
+                 require_auth: bool = False, tls_dir: Path | None = None,
+                 implicit_tls: bool = False):
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
         if require_auth and username is None:
             raise ValueError("require_auth needs a username and password")
         if (username or require_tls) and not tls:
             raise ValueError("AUTH and require_tls need tls=True (AUTH is only offered over TLS)")
+        if implicit_tls and not tls:
+            raise ValueError("implicit_tls needs tls=True (for the certificates)")
+        if implicit_tls and require_tls:
+            raise ValueError("require_tls is about STARTTLS; an implicit-TLS server is always encrypted")
+        self.implicit_tls = implicit_tls
         self.host = "127.0.0.1"
         self.port = free_port()
         self.username, self.password = username, password
@@ -95,6 +129,8 @@ class SmtpServer:
         self.cafile = self.tls_files.cafile if self.tls_files else None
         self.require_tls, self.require_auth = require_tls, require_auth
         self.messages: list[ReceivedMessage] = []
+        self.connections = 0
+        self._hold: tuple[int, float] | None = None
         self._failures: dict[str, deque[str]] = {command: deque() for command in COMMANDS}
         # The handler runs in the controller's thread; tests read and configure from theirs.
         self._changed = threading.Condition()
@@ -107,17 +143,22 @@ class SmtpServer:
         if self._controller is not None:
             return
         options = {}
-        if self.tls_files:
+        if self.tls_files and self.implicit_tls:
+            options.update(ssl_context=self.tls_files.server_context())
+        elif self.tls_files:
             options.update(tls_context=self.tls_files.server_context(),
                            require_starttls=self.require_tls)
         if self.username is not None:
-            options.update(authenticator=self._authenticate, auth_require_tls=True,
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; an implicit-TLS session is encrypted anyway.
+            options.update(authenticator=self._authenticate, auth_require_tls=not self.implicit_tls,
                            auth_required=self.require_auth)
         # A Controller's event loop is closed by stop(), so every start needs a new one.
         # server_hostname spares a DNS lookup (socket.getfqdn) on every connection.
-        controller = Controller(_Handler(self), hostname=self.host, port=self.port,
-                                server_hostname="smtp.example.test", **options)
+        controller = _CountingController(self, _Handler(self), hostname=self.host, port=self.port,
+                                         server_hostname="smtp.example.test", **options)
         controller.start()
+        with self._changed:
+            self.connections = 0  # not the connection aiosmtpd makes to check that it started
         self._controller = controller
 
     def stop(self) -> None:
@@ -156,9 +197,27 @@ class SmtpServer:
         with self._changed:
             self._failures[command].extend([f"{code} {text}"] * times)
 
-    def clear(self) -> None:
-        """Forget received messages and pending failures."""
+    def drop_next(self, command: str, times: int = 1) -> None:
+        """Close the connection, with no reply, on the next `times` MAIL, RCPT or DATA commands
+        (DATA: after the whole message was received)."""
+        command = command.upper()
+        if command not in COMMANDS:
+            raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
         with self._changed:
+            self._failures[command].extend([DROP] * times)
+
+    def hold_data_until(self, connections: int, timeout: float = 10.0) -> None:
+        """Answer no DATA until `connections` connections were made since the last clear(): lets a
+        test make sure that several clients overlap. After `timeout` seconds it answers anyway, so
+        a test that waits in vain fails on its own assertions instead of hanging."""
+        with self._changed:
+            self._hold = (connections, timeout)
+
+    def clear(self) -> None:
+        """Forget received messages, pending failures, the connection count and any hold."""
+        with self._changed:
+            self.connections = 0
+            self._hold = None
             self.messages.clear()
             for queue in self._failures.values():
                 queue.clear()
@@ -173,6 +232,16 @@ class SmtpServer:
             return list(self.messages)
 
     # -- internals -------------------------------------------------------------------------
+
+    async def _gate(self) -> None:
+        with self._changed:
+            hold = self._hold
+        if hold is None:
+            return
+        wanted, timeout = hold
+        deadline = time.monotonic() + timeout
+        while self.connections < wanted and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the other connections are served meanwhile
 
     def _take_failure(self, command: str) -> str | None:
         with self._changed:
