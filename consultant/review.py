@@ -58,17 +58,26 @@ def claim(session: Session, question_id: int, actor: str, minutes: int) -> Quest
     return q
 
 
-def release(session: Session, question_id: int, actor: str, force: bool = False) -> None:
-    """in_review -> drafted. Only the holder may release a live claim, unless `force` (operators)."""
+def release(session: Session, question_id: int, actor: str, force: bool = False) -> str | None:
+    """in_review -> drafted. Only the holder may release a live claim, unless `force` (operators,
+    admins); a release that overrides someone else's live claim is recorded as "force-release".
+    Returns the name whose live claim was overridden, else None. Raises ReviewError."""
     q = queries.get(session, question_id)
     if q.status != Status.IN_REVIEW:
         raise ReviewError(f"question {question_id} is {q.status}, not in review")
-    if q.claimed_by != actor and _claim_is_live(q) and not force:
-        raise ReviewError(f"question {question_id} is {_describe_claim(q)}; only they can release it")
-    if not states.transition(session, question_id, Status.IN_REVIEW, Status.DRAFTED, actor,
-                             f"released (was claimed by {q.claimed_by})", action="release",
-                             claimed_by=None, claimed_until=None):
+    overrides = q.claimed_by != actor and _claim_is_live(q)
+    if overrides and not force:
+        raise ReviewError(f"question {question_id} is {_describe_claim(q)}; only they can release it "
+                          "(an operator can override with --force)")
+    if overrides:
+        action, why = "force-release", f"forced release of a live claim ({_describe_claim(q)})"
+    else:
+        action, why = "release", f"released (was claimed by {q.claimed_by})"
+    holder = q.claimed_by
+    if not states.transition(session, question_id, Status.IN_REVIEW, Status.DRAFTED, actor, why,
+                             action=action, claimed_by=None, claimed_until=None):
         raise ReviewError(f"question {question_id} changed; try again")
+    return holder if overrides else None
 
 
 def _hold(session: Session, question_id: int, actor: str, minutes: int) -> Question:

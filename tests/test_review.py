@@ -100,9 +100,15 @@ def test_only_the_holder_releases_a_live_claim_unless_forced(engine, qid):
         session.commit()
         with pytest.raises(ReviewError, match="only they can release"):
             review.release(session, qid, "bob")
-        review.release(session, qid, "olivia", force=True)
+        assert review.release(session, qid, "olivia", force=True) == "alice"
         session.commit()
     assert status(engine, qid) == "drafted"
+    assert actions(engine, qid)[-1] == ("olivia", "force-release", "drafted")
+    with Session(engine) as session:  # her own claim: an ordinary release, force or not
+        review.claim(session, qid, "alice", MINUTES)
+        assert review.release(session, qid, "alice", force=True) is None
+        session.commit()
+    assert actions(engine, qid)[-1] == ("alice", "release", "drafted")
 
 
 def test_the_sweep_releases_a_stale_claim_and_a_new_reviewer_can_take_it(engine, db_url, qid):

@@ -22,18 +22,21 @@ def claim(question_id: int, actor: str = AS):
     """Claim a drafted question for review (a lease of review.claim_minutes)."""
     with Session(STATE.require_schema()) as session:
         q = review.claim(session, question_id, actor, _minutes())
+        until = q.claimed_until  # read before the session closes and the row detaches
         session.commit()
-    console.print(f"question {question_id} claimed by {actor} until {q.claimed_until:%H:%M} UTC")
+    console.print(f"question {question_id} claimed by {actor} until {until:%H:%M} UTC")
 
 
 @app.command()
 def release(question_id: int, actor: str = typer.Option("operator", "--as", help="Who is releasing."),
-            force: bool = typer.Option(False, "--force", help="Release someone else's live claim.")):
-    """Give a claimed question back to the queue."""
+            force: bool = typer.Option(False, "--force",
+                                       help="Release someone else's live claim (recorded as forced).")):
+    """Give a claimed question back to the queue; someone else's live claim only with --force."""
     with Session(STATE.require_schema()) as session:
-        review.release(session, question_id, actor, force=force or actor == "operator")
+        forced = review.release(session, question_id, actor, force=force)
         session.commit()
-    console.print(f"question {question_id} released")
+    console.print(f"question {question_id} released"
+                  + (f" (forced: it was claimed by {forced})" if forced else ""))
 
 
 @app.command()
@@ -78,13 +81,25 @@ def retry(question_id: int, actor: str = typer.Option("operator", "--as", help="
 
 @app.command()
 def send(once: bool = typer.Option(False, "--once", help="Send what is due now and exit.")):
-    """Send approved replies over SMTP."""
-    from ..send import Sender
+    """Send approved replies over SMTP: everything due now. Exits 4 when a server is unreachable."""
+    from ..send import SendCounts, Sender
 
     if not once:
         raise ConsultantError("use `consultant send --once`, or `consultant run` to keep sending")
-    counts = Sender(STATE.require_schema(), STATE.settings).run_once()
-    console.print(f"sent {counts.sent}, retrying {counts.retrying}, failed {counts.failed}")
+    settings = STATE.settings
+    sender = Sender(STATE.require_schema(), settings)
+    total = SendCounts()
+    while True:  # batch after batch while batches come back full: everything due now
+        counts = sender.run_once()
+        for name in ("sent", "retrying", "failed", "skipped"):
+            setattr(total, name, getattr(total, name) + getattr(counts, name))
+        down = [watch.what for watch in (sender.smtp_outage, sender.imap_outage) if watch.down]
+        if down or counts.sent + counts.retrying + counts.failed + counts.skipped < settings.send.batch_size:
+            break
+    console.print(f"sent {total.sent}, retrying {total.retrying}, failed {total.failed}"
+                  + "".join(f"; {what} unreachable" for what in down), soft_wrap=True)
+    if down:  # as `poll --once`: an outage is exit 4, and it changed nothing
+        raise typer.Exit(4)
 
 
 @app.command()
@@ -94,6 +109,11 @@ def sweep(once: bool = typer.Option(False, "--once", help="Sweep now and exit.")
 
     if not once:
         raise ConsultantError("use `consultant sweep --once`, or `consultant run` to keep sweeping")
-    counts = Sweeper(STATE.require_schema(), STATE.settings).run_once()
+    sweeper = Sweeper(STATE.require_schema(), STATE.settings)
+    counts = sweeper.run_once()
     console.print(f"released {counts.released} claims; reconciled: {counts.confirmed_sent} sent, "
-                  f"{counts.resend} to send again, {counts.unknown} unknown (now failed)")
+                  f"{counts.resend} to send again, {counts.unknown} unknown (now failed)"
+                  + ("; IMAP server (Sent folder) unreachable" if sweeper.imap_outage.down else ""),
+                  soft_wrap=True)
+    if sweeper.imap_outage.down:  # replies left mid-send could not be reconciled
+        raise typer.Exit(4)
