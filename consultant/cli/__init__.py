@@ -9,6 +9,7 @@ from functools import cached_property
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import OperationalError
 
 from .. import config as config_module
@@ -22,8 +23,10 @@ config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
 app.add_typer(codes_app, name="codes")
 app.add_typer(config_app, name="config")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Markup is off by default: subjects, names and codes come from hostile mail, and a stray "[/x]"
+# would be read as a style tag. Styled lines pass markup=True and escape() their data.
+console = Console(highlight=False, markup=False)
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 @dataclass
@@ -68,10 +71,11 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except ConsultantError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
     except OperationalError as exc:
-        err_console.print(f"[red]error:[/red] database unreachable: {exc.orig}", soft_wrap=True)
+        err_console.print(f"[red]error:[/red] database unreachable: {escape(str(exc.orig))}", markup=True,
+                          soft_wrap=True)
         sys.exit(3)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -79,9 +83,9 @@ def main() -> None:
         if os.environ.get("CONSULTANT_DEBUG"):
             raise
         report = _crash_report()
-        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}\n"
-                          f"This is a bug. The details are in {report}; please include it in a bug report.",
-                          soft_wrap=True)
+        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))}\n"
+                          f"This is a bug. The details are in {escape(report)}; please include it in a bug "
+                          "report.", markup=True, soft_wrap=True)
         sys.exit(1)
 
 
