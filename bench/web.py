@@ -31,7 +31,7 @@ from consultant import accounts  # noqa: E402
 from consultant.codeload import load_starter  # noqa: E402
 from consultant.config import Settings  # noqa: E402
 from consultant.db import make_engine, upgrade  # noqa: E402
-from consultant.models import Event, Question, RawMessage, Reply, utcnow  # noqa: E402
+from consultant.models import Event, Question, QuestionCode, RawMessage, Reply, utcnow  # noqa: E402
 from consultant.web import create_app  # noqa: E402
 
 N = int(os.environ.get("BENCH_QUESTIONS", "100000"))
@@ -65,7 +65,7 @@ def seed(engine, n: int) -> float:
         session.commit()
     for first in range(1, n + 1, BATCH):
         ids = range(first, min(first + BATCH, n + 1))
-        questions, raws, replies, events = [], [], [], []
+        questions, raws, replies, events, found = [], [], [], [], []
         for i in ids:
             status = status_for(rng)
             picked = rng.sample(CODES, rng.randint(1, 4))
@@ -73,6 +73,7 @@ def seed(engine, n: int) -> float:
                     f"and the clearinghouse flagged the pair for claim {rng.randint(10**8, 10**9)}.\n\nThanks,\nCoder {i}\n")
             codes = [dict(code=c, system=s, quoted=False, modifiers=[], units=1, known=True, from_range=None,
                           spans=[[text.index(c), text.index(c) + len(c)]]) for c, s in picked]
+            found += [dict(question_id=i, system=s, code=c, quoted=False) for c, s in picked]
             received = now - timedelta(seconds=(n - i) * 30)
             claimed = status == "in_review"
             questions.append(dict(
@@ -97,7 +98,8 @@ def seed(engine, n: int) -> float:
             if status in ("sent", "rejected", "approved"):
                 events.append(dict(question_id=i, at=received, actor="alice", action="approve", to_status=status))
         with Session(engine) as session:
-            for table, rows in ((Question, questions), (RawMessage, raws), (Reply, replies), (Event, events)):
+            for table, rows in ((Question, questions), (QuestionCode, found), (RawMessage, raws), (Reply, replies),
+                                (Event, events)):
                 if rows:
                     session.execute(insert(table), rows)
             session.commit()

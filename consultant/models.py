@@ -56,6 +56,19 @@ class Question(SQLModel, table=True):
     claimed_until: datetime | None = None
 
 
+class QuestionCode(SQLModel, table=True):
+    """A code found in a question, one row per code, so the queue can filter by code with an index
+    (the Question.codes JSON keeps the positions and modifiers). Written by parse."""
+
+    __tablename__ = "question_code"
+    __table_args__ = (Index("ix_question_code_code", "code", "question_id"),)
+
+    question_id: int = Field(foreign_key="question.id", primary_key=True)
+    system: str = Field(primary_key=True, max_length=12)
+    code: str = Field(primary_key=True, max_length=10)
+    quoted: bool = False  # only in the quoted history, not asked
+
+
 class RawMessage(SQLModel, table=True):
     """The bytes as fetched, kept apart so queue queries stay light."""
 

@@ -5,7 +5,7 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -16,7 +16,7 @@ from .draft import draft_reply, safe_address
 from .extract import Findings, FoundCode, find_codes
 from .logs import error, redact, vet
 from .lookup import Lookup
-from .models import Question, RawMessage, Reply, utcnow
+from .models import Question, QuestionCode, RawMessage, Reply, utcnow
 from .reading import UnreadableMessage, decode_header_value, parse_address, parse_msg_ids, read_message
 from .screen import headers_of, screen
 from .states import Status
@@ -46,6 +46,17 @@ class StageError(Exception):
     def __init__(self, stage: str, reason: str):
         super().__init__(reason)
         self.stage, self.reason = stage, reason
+
+
+def _index_codes(session: Session, question_id: int, findings: Findings) -> None:
+    """One question_code row per code found (asked wins over quoted), replacing any from an earlier
+    reading of the same question (a requeue parses it again)."""
+    session.execute(delete(QuestionCode).where(QuestionCode.question_id == question_id))
+    found: dict[tuple[str, str], bool] = {}
+    for f in findings.codes:
+        found[(f.system, f.code)] = found.get((f.system, f.code), True) and f.quoted
+    session.add_all(QuestionCode(question_id=question_id, system=system, code=code, quoted=quoted)
+                    for (system, code), quoted in found.items())
 
 
 def findings_json(findings: Findings) -> list[dict]:
@@ -167,6 +178,7 @@ class Processor:
                 attachments=[asdict(a) for a in reading.attachments], defects=reading.defects,
                 codes=findings_json(findings), modifiers=findings.modifiers):
             return "lost_race"
+        _index_codes(session, question.id, findings)
         session.refresh(question)
         thread = Thread(reading.reply_to or reading.from_addr, reading.message_id, reading.references)
         return self._draft(session, question, thread, findings)

@@ -93,8 +93,13 @@ def test_the_queue_filters_by_status_code_and_mine(engine, settings, alice):
     spine = drafted(engine, settings, question_bytes(1))
     visit = drafted(engine, settings, question_bytes(2, body="Is 99214 right for this visit?"))
     assert post(alice, f"/questions/{visit}/claim").status_code == 303
+    quoted = drafted(engine, settings, question_bytes(3, body="Thanks!\r\n\r\n> Is 99214 right for this visit?"))
     by_code = alice.get("/queue", params={"code": "99214"}).text
     assert f"/questions/{visit}" in by_code and f"/questions/{spine}" not in by_code
+    assert f"/questions/{quoted}" not in by_code  # only in the quoted history: not asked
+    assert f"/questions/{quoted}" in alice.get("/queue").text
+    by_diagnosis = alice.get("/queue", params={"code": "m5416"}).text  # typed without the dot
+    assert f"/questions/{spine}" in by_diagnosis and f"/questions/{visit}" not in by_diagnosis
     mine = alice.get("/queue", params={"mine": "1"}).text
     assert f"/questions/{visit}" in mine and f"/questions/{spine}" not in mine
     drafted_only = alice.get("/queue", params={"status": "drafted"}).text

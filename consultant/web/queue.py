@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
-from ..models import Question, utcnow
+from ..codeindex import dot_icd
+from ..models import Question, QuestionCode, utcnow
 from ..states import WAITING, Status
 from .session import REVIEWER, Who, desk
 
@@ -46,9 +47,10 @@ def page(session: Session, status: str = "waiting", code: str = "", mine: str | 
                    Question.claimed_until).where(Question.status.in_(statuses))
     if mine:
         query = query.where(Question.claimed_by == mine)
-    if code:
-        # The JSON list as stored; the code is checked against CODE, so it holds no LIKE wildcards.
-        query = query.where(cast(Question.codes, Text).like(f'%"code": "{code}"%'))
+    if code:  # asked, not only quoted; ICD-10-CM codes match with or without their dot
+        wanted = {code, dot_icd(code)} if code[:1].isalpha() else {code}
+        query = query.where(Question.id.in_(select(QuestionCode.question_id).where(
+            QuestionCode.code.in_(wanted), QuestionCode.quoted.is_(False))))
     if before:
         rows = session.execute(query.where(Question.id < before).order_by(Question.id.desc())
                                .limit(limit + 1)).all()
