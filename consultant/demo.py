@@ -71,11 +71,17 @@ def prepare_database(engine, console: Console) -> None:
         session.commit()
 
 
-def drafted_table(engine) -> Table:
+def drafted_table(engine, width: int = 120) -> Table:
+    """One row per question. id and status always show in full (the printed commands name the
+    ids); the other columns share what is left of the terminal and end in an ellipsis."""
     table = Table(title="What the worker did with each question")
-    for name, width in (("id", 4), ("status", 11), ("from", 26), ("subject", 34), ("codes asked", 30),
-                        ("reply / reason", 34)):
-        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=width, min_width=min(width, 4))
+    table.add_column("id", no_wrap=True, justify="right", width=4)
+    table.add_column("status", no_wrap=True, width=11)
+    shares = (("from", 26), ("subject", 34), ("codes asked", 30), ("reply / reason", 34))
+    room = max(4 * 6, width - (4 + 11) - 3 * 6 - 1)  # 6 columns: 3 cells of padding and border each
+    for name, share in shares:
+        table.add_column(name, no_wrap=True, overflow="ellipsis",
+                         width=min(share, max(6, room * share // sum(s for _, s in shares))))
     with Session(engine) as session:
         rows = session.execute(select(Question, Reply.kind).outerjoin(Reply, (Reply.question_id == Question.id) & (Reply.purpose == "answer"))
                                .order_by(Question.id)).all()
@@ -163,7 +169,7 @@ def run(console: Console, var: Path, once: bool) -> int:
             worker = Worker(engine, settings)
             result = worker.poll_once()
             worker.close()
-            console.print(drafted_table(engine))
+            console.print(drafted_table(engine, console.width))
             if once:
                 approved = approve_all(engine)
                 sent = send_all(engine, settings)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from imapclient import IMAPClient
 from sqlalchemy import select
 from sqlmodel import Session
@@ -65,3 +66,21 @@ def test_demo_once_sends_one_answer_per_drafted_question(tmp_path):
     drafted = sum(1 for p in fixtures.glob("*.expect.toml") if 'status = "drafted"' in p.read_text())
     assert len(list(outbox.glob("*.eml"))) == drafted
     assert f"sent {drafted} answers" in proc.stdout
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_demo_table_shows_ids_and_statuses_in_full_at_any_terminal_width(sqlite_engine, width):
+    import io
+
+    from rich.console import Console
+
+    from consultant.demo import drafted_table
+    from support import drafted
+
+    settings = make_settings(str(sqlite_engine.url))
+    ids = [drafted(sqlite_engine, settings, question_bytes(n)) for n in (1, 2)]
+    console = Console(width=width, file=io.StringIO())
+    console.print(drafted_table(sqlite_engine, width))
+    lines = [line for line in console.file.getvalue().splitlines() if line.startswith("│")]
+    assert [line.split("│")[1:3] for line in lines] == [[f"{i:>5} ", " drafted     "] for i in ids]
+    assert all(len(line) <= width for line in console.file.getvalue().splitlines())
