@@ -26,9 +26,10 @@ from . import states
 from .config import Settings, Smtp
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
-from .logs import OncePerOutage, error, redact, vet
+from .logs import error, redact, vet
 from .mailout import SMTP_OUTAGES, SentFolder, build, connect_smtp
 from .models import Question, Reply, utcnow
+from .servicelog import Watch
 from .states import Status
 
 
@@ -95,8 +96,9 @@ class Sender:
         self.engine, self.settings = engine, settings
         self.stop = stop or threading.Event()
         self.owner = owner or worker_id()
-        self.smtp_outage = OncePerOutage("SMTP server")
-        self.imap_outage = OncePerOutage("IMAP server (Sent folder)")
+        # Watches also remember whether the server answered in this run, for the service log.
+        self.smtp_outage = Watch("SMTP server")
+        self.imap_outage = Watch("IMAP server (Sent folder)")
 
     def due(self, session: Session) -> list[int]:
         now = utcnow()
@@ -109,6 +111,19 @@ class Sender:
         ids = session.execute(answers.order_by(Reply.id).limit(limit)).scalars().all()
         ids += session.execute(notices.order_by(Reply.id).limit(limit)).scalars().all()
         return ids[:limit]
+
+    def run_until_done(self) -> SendCounts:
+        """Batch after batch while batches come back full (more may be due), until a server is
+        down or we are told to stop; the counts of them all."""
+        total = SendCounts()
+        while not self.stop.is_set():
+            counts = self.run_once()
+            for name in ("sent", "retrying", "failed", "skipped"):
+                setattr(total, name, getattr(total, name) + getattr(counts, name))
+            down = self.smtp_outage.down or self.imap_outage.down
+            if down or counts.sent + counts.retrying + counts.failed + counts.skipped < self.settings.send.batch_size:
+                break
+        return total
 
     def run_once(self) -> SendCounts:
         counts = SendCounts()

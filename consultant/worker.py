@@ -43,9 +43,6 @@ class Worker:
         self.sweeper = Sweeper(engine, settings)
         self.imap_outage = Watch("IMAP server")
         self.db_outage = OncePerOutage("database")
-        # Watches remember whether the server answered in this run, for the service log.
-        self.sender.smtp_outage = Watch("SMTP server")
-        self.sender.imap_outage = Watch("IMAP server (Sent folder)")
         self.servicelog = ServiceLog(engine)
         self.last_poll: PollResult | None = None
         self._wake_poll: Callable[[], None] = lambda: None
@@ -119,11 +116,7 @@ class Worker:
         for watch in (self.sender.smtp_outage, self.sender.imap_outage):
             watch.reset()
         try:
-            while not self.stop.is_set():
-                counts = self.sender.run_once()
-                total = SendCounts(**counts_of(total, counts))
-                if counts.sent + counts.retrying + counts.failed < self.settings.send.batch_size:
-                    break
+            total = self.sender.run_until_done()
         except OperationalError as exc:
             self.db_outage.failed(exc)
             problem = "database unreachable"

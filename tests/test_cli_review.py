@@ -203,6 +203,10 @@ def test_send_once_exits_4_with_one_line_when_smtp_is_unreachable(env, drafted_i
     detail = show(1, env)
     assert (detail["status"], detail["reply"]["send_attempts"]) == ("approved", 0)
     assert consultant("send", "--once", env=env).stdout.strip() == "sent 1, retrying 0, failed 0"
+    stats = json.loads(consultant("stats", "--json", env=env).stdout)
+    assert stats["service"]["send"]["last"]["ok"] and stats["service"]["smtp"]["answered"] is True
+    assert stats["service"]["send"]["last"]["counts"]["sent"] == 1  # the operator sees both runs
+    assert stats["service"]["send"]["last_success_at"] is not None
 
 
 def test_queue_json_gives_the_oldest_question_still_waiting_for_review(env, sqlite_url, drafted_ids):

@@ -82,20 +82,20 @@ def retry(question_id: int, actor: str = typer.Option("operator", "--as", help="
 @app.command()
 def send(once: bool = typer.Option(False, "--once", help="Send what is due now and exit.")):
     """Send approved replies over SMTP: everything due now. Exits 4 when a server is unreachable."""
-    from ..send import SendCounts, Sender
+    from ..models import utcnow
+    from ..send import Sender
+    from ..servicelog import ServiceLog, counts_of
 
     if not once:
         raise ConsultantError("use `consultant send --once`, or `consultant run` to keep sending")
-    settings = STATE.settings
-    sender = Sender(STATE.require_schema(), settings)
-    total = SendCounts()
-    while True:  # batch after batch while batches come back full: everything due now
-        counts = sender.run_once()
-        for name in ("sent", "retrying", "failed", "skipped"):
-            setattr(total, name, getattr(total, name) + getattr(counts, name))
-        down = [watch.what for watch in (sender.smtp_outage, sender.imap_outage) if watch.down]
-        if down or counts.sent + counts.retrying + counts.failed + counts.skipped < settings.send.batch_size:
-            break
+    engine = STATE.require_schema()
+    sender = Sender(engine, STATE.settings)
+    started = utcnow()
+    total = sender.run_until_done()
+    down = [watch.what for watch in (sender.smtp_outage, sender.imap_outage) if watch.down]
+    problem = sender.imap_outage.problem or sender.smtp_outage.problem
+    ServiceLog(engine).record("send", started, ok=problem is None, server_ok=sender.smtp_outage.answered,
+                              counts=counts_of(total), error=problem)
     console.print(f"sent {total.sent}, retrying {total.retrying}, failed {total.failed}"
                   + "".join(f"; {what} unreachable" for what in down), soft_wrap=True)
     if down:  # as `poll --once`: an outage is exit 4, and it changed nothing
