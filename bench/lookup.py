@@ -24,7 +24,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from sqlmodel import Session  # noqa: E402
 
 from consultant import checks  # noqa: E402
-from consultant.codeload import load_icd10cm, load_starter  # noqa: E402
+from consultant.codeload import load_bundled  # noqa: E402
 from consultant.db import make_engine, upgrade  # noqa: E402
 from consultant.extract import find_codes  # noqa: E402
 from consultant.importers import import_cpt, import_hcpcs, import_mue, import_pfs_rvu, import_ptp  # noqa: E402
@@ -84,8 +84,7 @@ def measure(url: str, files: dict[str, Path], questions: int) -> dict:
     engine = make_engine(url)
     upgrade(engine)
     with Session(engine) as session:
-        load_starter(session)
-        load_icd10cm(session)
+        load_bundled(session)
         session.commit()
     figures: dict = {}
     figures |= timed_import(engine, "cpt", lambda s: import_cpt(s, files["cpt"]))

@@ -127,3 +127,8 @@ def load_icd10cm(session: Session, progress: Progress | None = None,
     release.rows = len(items)
     reindex(session, (ICD10CM,))
     return release
+
+
+def load_bundled(session: Session) -> tuple[Release, Release]:
+    """The starter set and ICD-10-CM, as `consultant init` loads them; the caller commits."""
+    return load_starter(session), load_icd10cm(session)

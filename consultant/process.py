@@ -75,6 +75,22 @@ class Processor:
     def close(self) -> None:
         self._lookup_session.close()
 
+    def __enter__(self) -> "Processor":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def run_until_done(self) -> Counts:
+        """Batch after batch until nothing is waiting (or we are told to stop); the counts of all."""
+        total = Counts()
+        while not self.stop.is_set():
+            counts = self.run_once()
+            total.add(counts)
+            if counts.handled == 0:
+                break
+        return total
+
     def run_once(self) -> Counts:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""
         try:

@@ -58,11 +58,7 @@ class Worker:
         if self.fetch_mail:
             result.fetched, result.imap_ok = self._fetch()
         try:
-            while not self.stop.is_set():
-                counts = self.processor.run_once()
-                result.processed.add(counts)
-                if counts.handled == 0:
-                    break
+            result.processed = self.processor.run_until_done()
             self.db_outage.ok()
         except OperationalError as exc:
             result.db_ok = False

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from consultant.codeload import load_icd10cm, load_starter
+from consultant.codeload import load_bundled
 from consultant.db import make_engine, upgrade
 
 pytest_plugins = ["servers.fixtures"]
@@ -21,8 +21,7 @@ def seed(url: str) -> None:
     engine = make_engine(url)
     upgrade(engine)
     with Session(engine) as session:
-        load_starter(session)
-        load_icd10cm(session)
+        load_bundled(session)
         session.commit()
     engine.dispose()
 

@@ -30,12 +30,8 @@ def drafted(engine, settings, raw: bytes) -> int:
     with Session(engine) as session:
         qid = operator.inject(session, raw, "test", "test.eml")
         session.commit()
-    processor = Processor(engine, settings)
-    try:
-        while processor.run_once().handled:
-            pass
-    finally:
-        processor.close()
+    with Processor(engine, settings) as processor:
+        processor.run_until_done()
     return qid
 
 

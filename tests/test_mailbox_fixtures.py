@@ -23,12 +23,8 @@ def run_through(engine, settings, path: Path) -> int:
     with Session(engine) as session:
         qid = operator.inject(session, path.read_bytes(), "test", path.name)
         session.commit()
-    processor = Processor(engine, settings)
-    try:
-        while processor.run_once().handled:
-            pass
-    finally:
-        processor.close()
+    with Processor(engine, settings) as processor:
+        processor.run_until_done()
     return qid
 
 

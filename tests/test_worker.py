@@ -150,12 +150,8 @@ def test_the_rate_limit_counts_recent_questions_from_the_same_sender_in_the_data
     ids = [inject(engine, question_from(who, n)) for n, who in enumerate([jane, jane, omar, jane, jane], 1)]
 
     def run():
-        processor = Processor(engine, settings)
-        try:
-            while processor.run_once().handled:
-                pass
-        finally:
-            processor.close()
+        with Processor(engine, settings) as processor:
+            processor.run_until_done()
 
     run()
     with Session(engine) as session:

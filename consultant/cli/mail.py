@@ -75,12 +75,8 @@ def inject(files: list[Path] = typer.Argument(..., help="Message files (.eml).")
         console.print(f"{path}: " + (f"stored as question {qid}" if qid else "already stored (same Message-ID)"))
         ids.append(qid)
     if process:
-        processor = Processor(engine, STATE.settings)
-        try:
-            while processor.run_once().handled:
-                pass
-        finally:
-            processor.close()
+        with Processor(engine, STATE.settings) as processor:
+            processor.run_until_done()
         with Session(engine) as session:
             from ..models import Question
             for qid in filter(None, ids):
