@@ -1,8 +1,4 @@
-"""Importers for licensed code files: sample files in each layout, bad rows, releases, the CLI."""
-import json
-import os
-import subprocess
-import sys
+"""Importers for licensed code files: each layout, bad rows, releases (`codes import` is in test_knowledge.py)."""
 from datetime import date
 from pathlib import Path
 
@@ -376,45 +372,3 @@ def test_the_effective_quarter_is_guessed_from_cms_file_names(name, effective):
 
 
 # -- the command line ------------------------------------------------------------------------------
-
-def consultant(*args, env):
-    proc = subprocess.run([sys.executable, "-m", "consultant", *args], env=dict(os.environ, **env),
-                          capture_output=True, text=True, timeout=120)
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-    return proc
-
-
-@pytest.fixture
-def cli_env(sqlite_url, tmp_path):
-    return {"CONSULTANT_DATABASE__URL": sqlite_url, "CONSULTANT_PATHS__VAR": str(tmp_path)}
-
-
-def test_codes_import_loads_files_and_codes_releases_lists_them(cli_env):
-    proc = consultant("codes", "import", "ncci-ptp", str(PTP_PRACTITIONER), "--effective", "2025Q2", env=cli_env)
-    assert proc.returncode == 0, proc.stderr
-    assert '5 practitioner PTP edit pairs loaded as release' in proc.stdout
-    proc = consultant("codes", "import", "hcpcs", str(HCPCS_CSV), env=cli_env)
-    assert "4 HCPCS codes loaded" in proc.stdout and "2 modifier records skipped" in proc.stdout
-    proc = consultant("codes", "import", "mue", str(MUE_DME), "--setting", "dme", env=cli_env)
-    assert "2 dme MUE limits loaded" in proc.stdout
-    listing = json.loads(consultant("codes", "releases", "--json", env=cli_env).stdout)
-    by_kind = {r["kind"]: r for r in listing}
-    assert {"starter", "icd10cm", "ncci-ptp", "hcpcs", "mue"} <= set(by_kind)
-    ptp = by_kind["ncci-ptp"]
-    assert (ptp["name"], ptp["file_name"], ptp["effective"], ptp["rows"], ptp["in_force"]) == (
-        "NCCI PTP practitioner 2025Q2", PTP_PRACTITIONER.name, "2025Q2", 5, True)
-    assert by_kind["hcpcs"]["effective"] == "2025Q1" and by_kind["hcpcs"]["loaded_at"]
-    table = consultant("codes", "releases", env=cli_env).stdout
-    assert "ncci-ptp" in table and "releases" in table
-
-
-def test_codes_import_of_a_bad_file_prints_one_sentence_and_exits_1(cli_env, tmp_path):
-    bad = tmp_path / "mue.csv"
-    bad.write_text(BAD["mue-units"][2])
-    proc = consultant("codes", "import", "mue", str(bad), env=cli_env)
-    assert proc.returncode == 1
-    assert 'mue.csv line 7, column "MUE Value": "ten" is not a whole number' in proc.stderr
-    proc = consultant("codes", "import", "cpt", str(tmp_path / "missing.txt"), env=cli_env)
-    assert proc.returncode == 1 and "no such file" in proc.stderr
-    listing = json.loads(consultant("codes", "releases", "--json", env=cli_env).stdout)
-    assert {r["kind"] for r in listing} == {"starter", "icd10cm"}

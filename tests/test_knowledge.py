@@ -143,10 +143,15 @@ def test_a_question_that_names_a_procedure_but_no_code_gets_suggestions_to_confi
 
 # -- the command line ------------------------------------------------------------------------------
 
-def consultant(*args, env):
+def run(*args, env):
     proc = subprocess.run([sys.executable, "-m", "consultant", *args], env=dict(os.environ, **env),
                           capture_output=True, text=True, timeout=120)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    return proc
+
+
+def consultant(*args, env):
+    proc = run(*args, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -190,3 +195,36 @@ def test_inspect_reports_warnings_with_sources_and_suggestions_with_scores(cli_e
     assert first["suggestions"] == [] and first["date_of_service"] == "2025-03-14"
     assert second["codes"] == [] and second["suggestions"][0]["code"] == "62303"
     assert all(isinstance(s["score"], float) for s in second["suggestions"])
+
+
+def test_codes_import_loads_files_and_codes_releases_lists_them(cli_env):
+    proc = run("codes", "import", "ncci-ptp", str(PTP), "--effective", "2025Q2", env=cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert '5 practitioner PTP edit pairs loaded as release' in proc.stdout
+    proc = run("codes", "import", "hcpcs", str(FILES / "HCPC2025_JAN_sample.csv"), env=cli_env)
+    assert "4 HCPCS codes loaded" in proc.stdout and "2 modifier records skipped" in proc.stdout
+    proc = run("codes", "import", "mue", str(FILES / "MUE_DMESupplier_2025Q2.csv"), "--setting", "dme", env=cli_env)
+    assert "2 dme MUE limits loaded" in proc.stdout
+    listing = json.loads(run("codes", "releases", "--json", env=cli_env).stdout)
+    by_kind = {r["kind"]: r for r in listing}
+    assert {"starter", "icd10cm", "ncci-ptp", "hcpcs", "mue"} <= set(by_kind)
+    ptp = by_kind["ncci-ptp"]
+    assert (ptp["name"], ptp["file_name"], ptp["effective"], ptp["rows"], ptp["in_force"]) == (
+        "NCCI PTP practitioner 2025Q2", PTP.name, "2025Q2", 5, True)
+    assert by_kind["hcpcs"]["effective"] == "2025Q1" and by_kind["hcpcs"]["loaded_at"]
+    table = run("codes", "releases", env=cli_env).stdout
+    assert "ncci-ptp" in table and "releases" in table
+
+
+def test_codes_import_of_a_bad_file_prints_one_sentence_and_exits_1(cli_env, tmp_path):
+    bad = tmp_path / "mue.csv"
+    bad.write_text('"SAMPLE DATA"\n"note"\nHCPCS/CPT Code,MUE Value,MUE Adjudication Indicator,MUE Rationale\n'
+                   "J1100,100,3 Date of Service Edit: Clinical,x\n62303,1,2 Date of Service Edit: Policy,x\n"
+                   "72128,2,1 Line Edit,x\n72129,ten,1 Line Edit,x\n")
+    proc = run("codes", "import", "mue", str(bad), env=cli_env)
+    assert proc.returncode == 1
+    assert 'mue.csv line 7, column "MUE Value": "ten" is not a whole number' in proc.stderr
+    proc = run("codes", "import", "cpt", str(tmp_path / "missing.txt"), env=cli_env)
+    assert proc.returncode == 1 and "no such file" in proc.stderr
+    listing = json.loads(run("codes", "releases", "--json", env=cli_env).stdout)
+    assert {r["kind"] for r in listing} == {"starter", "icd10cm"}
