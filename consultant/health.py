@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from . import servicelog
 from .config import Settings
-from .stats import aware
+from .models import as_utc
 
 POLL_INTERVALS = 3  # a poll older than this many intervals means the worker is stuck or down
 
@@ -34,7 +34,7 @@ def check(engine: Engine, settings: Settings, now: datetime) -> tuple[bool, dict
     Never raises for an unreachable database; its error text is not put in the body, which is
     served without a login.
     """
-    now = aware(now)
+    now = as_utc(now)
     limit = POLL_INTERVALS * settings.worker.poll_every
     body: dict = dict(status="failing", checked_at=_iso(now), database=dict(ok=False),
                       poll=dict(ok=False, last_success_at=None, age_seconds=None, max_age_seconds=limit))

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from . import servicelog, stats
-from .models import Event
+from .models import Event, as_utc
 
 PREFIX = "consultant"
 # Moves that are counted for ever from the audit trail (which retention keeps).
@@ -34,7 +34,7 @@ class DatabaseCollector:
     """Collects everything in a few indexed queries; an unreachable database gives database_up 0."""
 
     def __init__(self, engine: Engine, now: datetime):
-        self.engine, self.now = engine, stats.aware(now)
+        self.engine, self.now = engine, as_utc(now)
 
     def collect(self):
         try:

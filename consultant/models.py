@@ -11,6 +11,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """A timestamp in UTC; a naive one (as SQLite gives back outside the ORM) is taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class Question(SQLModel, table=True):
     """One inbound message and what the pipeline made of it; status is owned by states.py."""
 

@@ -8,7 +8,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from . import servicelog
-from .models import Event, Question, Reply
+from .models import Event, Question, Reply, as_utc
 from .states import WAITING, Status
 
 PERCENTILES = (50, 90, 95)
@@ -17,10 +17,6 @@ APPROVED_WITH_EDITS = "approved with edits"
 MAX_PAGE = 200
 REVIEW_SAMPLE = 5000
 BUCKETS = {"hour": (3600, 24), "day": (86400, 30)}
-
-
-def aware(now: datetime) -> datetime:
-    return now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
 
 
 def _epoch(session: Session, value):
@@ -46,7 +42,7 @@ def waiting(session: Session, now: datetime) -> dict:
         q = session.execute(select(Question.id, Question.status, Question.received_at, Question.subject,
                                    Question.claimed_by).where(Question.id == first)).one()
         oldest = dict(id=q.id, status=q.status, received_at=q.received_at, subject=q.subject,
-                      claimed_by=q.claimed_by, age_seconds=max(0.0, (aware(now) - q.received_at).total_seconds()))
+                      claimed_by=q.claimed_by, age_seconds=max(0.0, (as_utc(now) - q.received_at).total_seconds()))
     return dict(count=int(n), oldest=oldest)
 
 
@@ -66,7 +62,7 @@ def activity(session: Session, now: datetime, bucket: str = "hour") -> dict:
     `starts` (bucket start times), `labels` and `series` {name: [count per bucket]}.
     """
     size, n = BUCKETS[bucket]
-    now = aware(now)
+    now = as_utc(now)
     epoch_now = int(now.timestamp())
     end = epoch_now - epoch_now % size + size
     start = end - n * size
@@ -103,7 +99,7 @@ def review_times(session: Session, now: datetime, days: int = 30) -> dict:
     `drafted_to_decision`: from the draft being ready to approve/reject (time the asker waited on
     review). Each is {"n": decisions, "p50": .., "p90": .., "p95": ..}; None values when n is 0.
     """
-    since = aware(now) - timedelta(days=days)
+    since = as_utc(now) - timedelta(days=days)
     start = aliased(Event)
     # The start is found through the question's own events (ix_event_question_id). to_status is
     # wrapped so that SQLite, which has no statistics, cannot pick ix_event_to_status_at instead
@@ -133,7 +129,7 @@ def review_times(session: Session, now: datetime, days: int = 30) -> dict:
 def reviewers(session: Session, now: datetime, days: int = 30, top_reasons: int = 5) -> list[dict]:
     """Per reviewer over the last `days`: decisions, and the share approved as drafted, approved
     with edits, and rejected, with their most frequent rejection reasons. Busiest first."""
-    since = aware(now) - timedelta(days=days)
+    since = as_utc(now) - timedelta(days=days)
     approve, reject = Event.action == "approve", Event.action == "reject"
     unchanged = and_(approve, Event.reason == APPROVED_AS_DRAFTED)
     rows = session.execute(
@@ -194,7 +190,7 @@ def overview(session: Session, now: datetime, days: int = 30, charts: bool = Tru
 
     With `charts`, also "charts": {"hourly", "daily"}: SVG strings with every label escaped.
     """
-    now = aware(now)
+    now = as_utc(now)
     per_status = counts(session)
     body = dict(now=now, counts=per_status, total=sum(per_status.values()), waiting=waiting(session, now),
                 hourly=activity(session, now, "hour"), daily=activity(session, now, "day"),

@@ -43,3 +43,21 @@ def test_an_icd_code_page_shows_billable_and_its_notes(alice):
 def test_unknown_codes_and_systems_are_404(alice):
     assert alice.get("/codes/CPT/00000").status_code == 404
     assert alice.get("/codes/NOPE/99213").status_code == 404
+
+
+def test_a_code_page_shows_the_edits_in_force_with_their_releases(engine, alice):
+    from pathlib import Path
+
+    from sqlmodel import Session
+
+    from consultant.importers import import_mue, import_ptp
+
+    files = Path(__file__).resolve().parent / "codefiles"
+    with Session(engine) as session:
+        import_ptp(session, [files / "ptp_practitioner_2025q2.txt"])
+        import_mue(session, files / "MUE_PractitionerServices_Eff_04-01-2025.csv")
+        session.commit()
+    html = alice.get("/codes/CPT/62303").text
+    assert "NCCI procedure-to-procedure edits in force" in html and "<td>72128</td>" in html
+    assert "NCCI PTP practitioner 2025Q2" in html
+    assert "at most 1 units (practitioner)" in html and "MUE practitioner 2025Q2" in html

@@ -46,19 +46,20 @@ def passwd(name: str):
 @users_app.command("disable")
 def disable(name: str):
     """Stop a user from signing in; their open sessions end at once."""
-    with Session(STATE.require_schema()) as session:
-        accounts.set_disabled(session, name, True)
-        session.commit()
-    console.print(f"user {name} disabled")
+    _set_disabled(name, True)
 
 
 @users_app.command("enable")
 def enable(name: str):
     """Let a disabled user sign in again."""
+    _set_disabled(name, False)
+
+
+def _set_disabled(name: str, disabled: bool) -> None:
     with Session(STATE.require_schema()) as session:
-        accounts.set_disabled(session, name, False)
+        accounts.set_disabled(session, name, disabled)
         session.commit()
-    console.print(f"user {name} enabled")
+    console.print(f"user {name} {'disabled' if disabled else 'enabled'}")
 
 
 @users_app.command("list")

@@ -3,20 +3,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from ..cli.codes import resolve
 from ..codeindex import ICD10CM
-from ..codetables import Code, FeeRule, Mue, PtpEdit, Release
+from ..codetables import Code, Release
 from ..errors import NotFound
+from ..knowledge import everything
 from .render import code_url
 from .session import ANYONE, Who, desk
 
 router = APIRouter()
 SYSTEMS = ("CPT", "HCPCS", ICD10CM)
 MAX_QUERY = 200
-PAIRS_SHOWN = 60
 
 
 def _search(session: Session, query: str) -> list:
@@ -47,20 +47,6 @@ def codes_page(request: Request, q: str = "", who: Who = Depends(ANYONE)):
                                           code_url=code_url, error=error)
 
 
-def _rules(session: Session, code: str) -> dict:
-    """What the licensed data sets say about the code: edit pairs, unit limits, fee-schedule
-    indicators, each with the release it came from (newest release first)."""
-    pairs = session.execute(
-        select(PtpEdit, Release.name).join(Release, Release.id == PtpEdit.release_id)
-        .where(or_(PtpEdit.column1 == code, PtpEdit.column2 == code))
-        .order_by(PtpEdit.release_id.desc(), PtpEdit.column1, PtpEdit.column2).limit(PAIRS_SHOWN + 1)).all()
-    mues = session.execute(select(Mue, Release.name).join(Release, Release.id == Mue.release_id)
-                           .where(Mue.code == code).order_by(Mue.release_id.desc())).all()
-    fees = session.execute(select(FeeRule, Release.name).join(Release, Release.id == FeeRule.release_id)
-                           .where(FeeRule.code == code).order_by(FeeRule.release_id.desc()).limit(10)).all()
-    return dict(pairs=pairs[:PAIRS_SHOWN], more_pairs=len(pairs) > PAIRS_SHOWN, mues=mues, fees=fees)
-
-
 @router.get("/codes/{system}/{code}")
 def code_page(request: Request, system: str, code: str, who: Who = Depends(ANYONE)):
     if system not in SYSTEMS:
@@ -68,13 +54,12 @@ def code_page(request: Request, system: str, code: str, who: Who = Depends(ANYON
     app = desk(request)
     with app.lookup() as lookup:
         facts = lookup.facts(system, code[:10])
-    if not facts.known:
-        raise NotFound(f"{code[:10]!r} is not a {system} code we know")
-    with Session(app.reader) as session:
-        rules = _rules(session, facts.code) if system != ICD10CM else dict(pairs=[], mues=[], fees=[],
-                                                                            more_pairs=False)
-        release = session.execute(select(Release).join(Code, Code.release_id == Release.id)
-                                  .where(Code.system == system, Code.code == facts.code)).scalar_one_or_none()
-        loaded = session.execute(select(Release.kind).distinct()).scalars().all()
+        if not facts.known:
+            raise NotFound(f"{code[:10]!r} is not a {system} code we know")
+        known = everything(lookup, facts)  # the same facts and sources as `consultant codes show`
+        release = lookup.session.execute(select(Release).join(Code, Code.release_id == Release.id)
+                                         .where(Code.system == system, Code.code == facts.code)).scalar_one_or_none()
+        loaded = lookup.session.execute(select(Release.kind).distinct()).scalars().all()
     return request.app.state.pages.render(request, "code.html", title=f"{facts.code} ({system})", f=facts,
-                                          release=release, loaded=sorted(loaded), code_url=code_url, **rules)
+                                          release=release, loaded=sorted(loaded), code_url=code_url,
+                                          ptp=known["ptp"], mues=known["mue"], fees=known["fee_schedule"])

@@ -1,7 +1,7 @@
 """The question page (message left, draft and codes right) and the review actions it posts."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32, default
 
@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from .. import queries, review
 from ..errors import NotFound
-from ..models import utcnow
+from ..models import as_utc, utcnow
 from ..states import Status
 from .render import code_url, highlight
 from .session import ANYONE, REVIEWER, Who, desk
@@ -60,9 +60,7 @@ def render_question(request: Request, qid: int, who: Who, error: str | None = No
         panel = _code_panel(lookup, d["codes"], d["analysis"] or {})
     reply = d["reply"]
     current = (reply["edited_text"] or reply["text"]) if reply else ""
-    until = datetime.fromisoformat(d["claimed_until"]) if d["claimed_until"] else None
-    if until is not None and until.tzinfo is None:
-        until = until.replace(tzinfo=timezone.utc)
+    until = as_utc(datetime.fromisoformat(d["claimed_until"])) if d["claimed_until"] else None
     live = bool(d["claimed_by"] and until and until > utcnow())
     reviewable = d["status"] in (Status.DRAFTED, Status.IN_REVIEW) and reply is not None
     return request.app.state.pages.render(

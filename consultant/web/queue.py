@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from ..codeindex import dot_icd
-from ..models import Question, QuestionCode, utcnow
+from ..models import Question, QuestionCode, as_utc, utcnow
 from ..states import WAITING, Status
 from .session import REVIEWER, Who, desk
 
@@ -31,10 +31,6 @@ class Row:
     codes: list[str]
     claimed_by: str | None
     claim_live: bool
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 def page(session: Session, status: str = "waiting", code: str = "", mine: str | None = None,
@@ -63,9 +59,9 @@ def page(session: Session, status: str = "waiting", code: str = "", mine: str | 
     now = utcnow()
     out = []
     for r in rows:
-        until = _aware(r.claimed_until)
+        until = as_utc(r.claimed_until)
         sender = f"{r.from_name} <{r.from_addr}>" if r.from_name and r.from_addr else (r.from_addr or "-")
-        out.append(Row(r.id, r.status, _aware(r.received_at), sender, r.subject or "(no subject)",
+        out.append(Row(r.id, r.status, as_utc(r.received_at), sender, r.subject or "(no subject)",
                        [c["code"] for c in (r.codes or []) if not c.get("quoted")], r.claimed_by,
                        bool(r.claimed_by and until and until > now)))
     return out, has_newer, has_older
@@ -79,7 +75,7 @@ def waiting(session: Session) -> tuple[dict[str, int], datetime | None]:
                                  .group_by(Question.status)).all())
     first = session.execute(select(func.min(Question.id)).where(Question.status.in_(statuses))).scalar()
     oldest = session.execute(select(Question.received_at).where(Question.id == first)).scalar() if first else None
-    return {s: int(found.get(s, 0)) for s in statuses}, _aware(oldest)
+    return {s: int(found.get(s, 0)) for s in statuses}, as_utc(oldest)
 
 
 @router.get("/queue")

@@ -1,13 +1,14 @@
 """Page rendering: one autoescaping Jinja2 environment, filters, and code highlighting in message text."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from ..models import as_utc
 from ..queries import age
 
 WEB = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
@@ -31,17 +32,13 @@ def _when(value: datetime | str | None) -> str:
         return "-"
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _age(value: datetime | str | None) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return age(value)
+    return age(as_utc(value))
 
 
 def environment() -> Environment:
