@@ -124,12 +124,29 @@ class Limits(Section):
     max_message_bytes: int = 10 * 1024 * 1024
     max_parts: int = 200
     max_depth: int = 20
+    max_header_bytes: int = 64 * 1024
     max_attempts: int = 3
 
 
 class Screen(Section):
     allow_senders: list[str] = []
     max_per_sender_per_hour: int = 20
+    max_per_hour: int = 500
+    authserv_id: str = ""
+    sender_auth: Literal["off", "dmarc", "dkim_spf"] = "off"
+
+    @model_validator(mode="after")
+    def _auth_needs_our_server(self):
+        if self.sender_auth != "off" and not self.authserv_id.strip():
+            raise ValueError(f"sender_auth = {self.sender_auth!r} needs authserv_id: the name our own mail "
+                             "server writes in Authentication-Results (headers from anyone else are ignored)")
+        return self
+
+
+class Privacy(Section):
+    redact_identifiers: bool = False
+    keep_mail_days: int = 0
+    keep_logins_days: int = 90
 
 
 class Review(Section):
@@ -190,6 +207,7 @@ class Settings(Section):
     log: Log = Log()
     paths: Paths = Paths()
     web: Web = Web()
+    privacy: Privacy = Privacy()
 
     def templates_dir(self) -> Path:
         if self.paths.templates:
