@@ -1,0 +1,62 @@
+"""Ingest under SIGKILL: the real worker fetches and drafts 500+ questions from the real Dovecot while
+it is killed at random moments and restarted; afterwards each message is stored and drafted once."""
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from consultant.db import make_engine
+from consultant.models import Event, Question, Reply
+from harness import Crew, chaos_seed, worker_env
+from support import question_bytes
+
+pytestmark = pytest.mark.chaos
+
+MESSAGES = 520
+
+
+def fill_inbox(imap_user, count: int) -> set[str]:
+    """APPEND `count` distinct questions in a few MULTIAPPEND commands; their Message-IDs."""
+    with IMAPClient(imap_user.host, imap_user.port, ssl=False) as client:
+        client.login(imap_user.username, imap_user.password)
+        for start in range(1, count + 1, 100):
+            client.multiappend("INBOX", [question_bytes(n) for n in range(start, min(start + 100, count + 1))])
+    return {f"<q{n}@ridgeview-clinic.test>" for n in range(1, count + 1)}
+
+
+def test_every_question_is_stored_once_and_drafted_once_whatever_the_kills(sqlite_url, dovecot, imap_user, tmp_path):
+    seed = chaos_seed()
+    expected = fill_inbox(imap_user, MESSAGES)
+    engine = make_engine(sqlite_url)
+    env = worker_env(tmp_path, sqlite_url, imap_user,
+                     imap={"idle": "false", "batch_size": 40},
+                     worker={"poll_every": "1s", "batch_size": 25, "send_every": "1h", "sweep_every": "1h"},
+                     screen={"max_per_hour": 100000})
+
+    def drafted() -> int:
+        with Session(engine) as session:
+            return session.execute(select(func.count()).where(Question.status == "drafted")).scalar_one()
+
+    with Crew(tmp_path, [env], seed) as crew:
+        report = crew.run_until(lambda: drafted() >= MESSAGES, deadline=80, kill_after=(0.8, 3.5), max_kills=60)
+    why = crew.describe()
+    try:
+        with Session(engine) as session:
+            ids = session.execute(select(Question.message_id)).scalars().all()
+            statuses = dict(session.execute(select(Question.status, func.count()).group_by(Question.status)).all())
+            reasons = session.execute(select(Question.reason).where(Question.status != "drafted")).scalars().all()
+            replies = dict(session.execute(select(Reply.question_id, func.count()).group_by(Reply.question_id)).all())
+            drafted_events = dict(session.execute(
+                select(Event.question_id, func.count()).where(Event.to_status == "drafted")
+                .group_by(Event.question_id)).all())
+            question_ids = session.execute(select(Question.id)).scalars().all()
+    finally:
+        engine.dispose()
+    print(f"{why}; {len(ids)} questions stored of {MESSAGES} appended")
+    assert not crew.tracebacks(), f"{why}\n{crew.tracebacks()[-4000:]}"
+    assert report.done, f"{why}: not all drafted in time: {statuses} {reasons[:5]}"
+    assert report.kills >= 10, f"{why}: too few kills to mean anything"
+    assert len(ids) == MESSAGES and set(ids) == expected, f"{why}: stored {len(ids)}, {len(set(ids))} distinct"
+    assert statuses == {"drafted": MESSAGES}, f"{why}: {statuses} {reasons[:5]}"
+    assert all(replies.get(qid) == 1 for qid in question_ids), f"{why}: reply rows per question differ from 1"
+    assert all(drafted_events.get(qid) == 1 for qid in question_ids), f"{why}: 'drafted' events differ from 1"
