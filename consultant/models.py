@@ -61,6 +61,10 @@ class Question(SQLModel, table=True):
     # Review (claims are leases: claimed_until in the past means free).
     claimed_by: str | None = Field(default=None, max_length=100)
     claimed_until: datetime | None = None
+    # Processing (screen, parse, draft): the worker whose batch holds it, and until when. Several
+    # workers on one PostgreSQL skip each other's live claims (see process.Processor.claim).
+    processing_by: str | None = Field(default=None, max_length=100)
+    processing_until: datetime | None = None
 
 
 class QuestionCode(SQLModel, table=True):
