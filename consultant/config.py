@@ -118,6 +118,7 @@ class Worker(Section):
     send_every: Duration = 5.0
     sweep_every: Duration = 60.0
     batch_size: int = 200
+    lease: Duration = 120.0
 
 
 class Limits(Section):
