@@ -1,6 +1,7 @@
 """Screen: decide from the headers alone whether a message is a question to answer."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
@@ -19,6 +20,7 @@ class Verdict:
     action: str  # "pass" | "ignore" | "quarantine"
     rule: str = ""
     reason: str = ""
+    sender: str | None = None  # the From address, lower-case, for the record of what was held
 
 
 PASS = Verdict("pass")
@@ -29,17 +31,27 @@ def headers_of(raw: bytes) -> Message:
 
 
 def screen(headers: Message, settings: Settings,
-           recent_from_sender: Callable[[str], int] = lambda addr: 0) -> Verdict:
-    """Run the rules in order; the first that objects decides. Raises nothing for odd headers."""
+           recent_from_sender: Callable[[str], int] = lambda addr: 0, *,
+           recent_overall: Callable[[], int] = lambda: 0,
+           released: Callable[[], bool] = lambda: False) -> Verdict:
+    """Run the rules in order; the first that objects decides: ignore, or quarantine for the rules
+    that hold mail for an operator. Raises nothing for odd headers.
+
+    The callables are asked only when a rule needs them: `recent_from_sender(address)` counts the
+    questions from that (lower-case) address in the last hour, `recent_overall()` those from all
+    senders, and `released()` says whether an operator requeued this message.
+    """
     _name, from_addr = parse_address(decode_header_value(headers.get("From", "")))
     mail = Mail(headers=headers, from_addr=from_addr,
                 subject=decode_header_value(headers.get("Subject", "")),
                 service=settings.service, screen=settings.screen,
-                recent_from_sender=recent_from_sender)
+                recent_from_sender=recent_from_sender, recent_overall=recent_overall,
+                released=functools.cache(released))
     for rule in RULES:
         reason = rule(mail)
         if reason:
-            return Verdict("ignore", rule.__name__, reason)
+            action = "quarantine" if getattr(rule, "quarantines", False) else "ignore"
+            return Verdict(action, rule.__name__, reason, from_addr.lower()[:320] if from_addr else None)
     if not from_addr:
         # Not a machine's mail, but nobody to answer either: a person must look at it.
         return Verdict("quarantine", "sender", "no usable sender address (From is missing or unreadable)")
