@@ -5,23 +5,27 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import states
+from . import recent, states
 from .config import Settings
 from .analysis import analyse
+from .db import is_sqlite
 from .draft import draft_reply, safe_address
 from .extract import Findings, FoundCode, find_codes
 from .logs import error, redact, vet
 from .lookup import Lookup
 from .models import Question, QuestionCode, RawMessage, Reply, utcnow
+from .redact import mask, masked_fields
 from .reading import UnreadableMessage, decode_header_value, parse_address, parse_msg_ids, read_message
 from .screen import headers_of, screen
+from .send import worker_id
 from .states import Status
 
 ACTOR = "worker"
+WAITING = (Status.RECEIVED, Status.PARSED)
 
 
 @dataclass
@@ -43,9 +47,9 @@ class Counts:
 class StageError(Exception):
     """An item this stage cannot handle: quarantine it with this reason."""
 
-    def __init__(self, stage: str, reason: str):
+    def __init__(self, stage: str, reason: str, **fields):
         super().__init__(reason)
-        self.stage, self.reason = stage, reason
+        self.stage, self.reason, self.fields = stage, reason, fields  # fields: columns to record too
 
 
 def _index_codes(session: Session, question_id: int, findings: Findings) -> None:
@@ -66,9 +70,11 @@ def findings_json(findings: Findings) -> list[dict]:
 class Processor:
     """Holds what stays the same between batches: settings, the code lookup and the stop flag."""
 
-    def __init__(self, engine: Engine, settings: Settings, stop: threading.Event | None = None):
+    def __init__(self, engine: Engine, settings: Settings, stop: threading.Event | None = None,
+                 owner: str | None = None):
         self.engine, self.settings = engine, settings
         self.stop = stop or threading.Event()
+        self.owner = owner or worker_id()  # whose claim a batch is (host:pid, as for sending)
         self._lookup_session = Session(engine.execution_options(readonly=True))
         self.lookup = Lookup(self._lookup_session)
 
@@ -100,35 +106,60 @@ class Processor:
             # also clears the failed transaction, so the next poll can recover.
             self._lookup_session.rollback()
         limit = self.settings.worker.batch_size
-        with Session(self.engine) as session:
-            fresh = session.execute(select(Question.id).where(
-                Question.status.in_([Status.RECEIVED, Status.PARSED]), Question.attempts == 0)
-                .order_by(Question.id).limit(limit)).scalars().all()
-            retried = [] if fresh else session.execute(select(Question.id).where(
-                Question.status.in_([Status.RECEIVED, Status.PARSED]), Question.attempts > 0)
-                .order_by(Question.id).limit(limit)).scalars().all()
         counts = Counts()
+        fresh = self.claim(limit, retried=False)
         if fresh:
             counts.add(self._batch(fresh))
-        for qid in retried:  # a worker died while these were in its batch: one at a time now
+            return counts
+        for _ in range(limit):  # a worker died while these were in its batch: one at a time now
             if self.stop.is_set():
                 break
-            counts.add(self._batch([qid]))
+            retried = self.claim(1, retried=True)
+            if not retried:
+                break
+            counts.add(self._batch(retried))
         return counts
+
+    def claim(self, limit: int, retried: bool) -> list[int]:
+        """Take up to `limit` waiting questions (fresh ones, or with `retried` those a worker died
+        on) and count an attempt on each, committed before any is worked on, so a message that
+        kills the worker is noticed.
+
+        On PostgreSQL several workers share the queue: rows another worker is claiming at this
+        moment are skipped (FOR UPDATE SKIP LOCKED), and a claimed row carries a lease
+        (processing_by, processing_until: worker.lease) that the others respect until it runs
+        out, so nobody counts an attempt on another's batch. SQLite has one writer at a time
+        (BEGIN IMMEDIATE) and one worker per file: the lease is written there but not waited for,
+        so a restarted worker takes its unfinished batch back at once.
+        """
+        now = utcnow()
+        tried = Question.attempts > 0 if retried else Question.attempts == 0
+        query = select(Question.id).where(Question.status.in_(WAITING), tried)
+        if not is_sqlite(self.engine):
+            free = or_(Question.processing_until.is_(None), Question.processing_until < now,
+                       Question.processing_by == self.owner)
+            query = query.where(free).with_for_update(skip_locked=True)
+        with Session(self.engine) as session:
+            ids = list(session.execute(query.order_by(Question.id).limit(limit)).scalars())
+            if ids:
+                until = now + timedelta(seconds=self.settings.worker.lease)
+                session.execute(update(Question).where(Question.id.in_(ids))
+                                .values(attempts=Question.attempts + 1, processing_by=self.owner,
+                                        processing_until=until)
+                                .execution_options(synchronize_session=False))
+            session.commit()
+        return ids
 
     def _batch(self, ids: list[int]) -> Counts:
         counts = Counts()
-        # Count the attempt first and commit it, so a message that kills the worker is noticed.
-        with Session(self.engine) as session:
-            session.execute(update(Question).where(Question.id.in_(ids))
-                            .values(attempts=Question.attempts + 1)
-                            .execution_options(synchronize_session=False))
-            session.commit()
         with Session(self.engine) as session:
             for qid in ids:
                 if self.stop.is_set():
                     break
                 self._one(session, qid, counts)
+            # Release the claim with the work: anything left (told to stop) is free again at once.
+            session.execute(update(Question).where(Question.id.in_(ids), Question.processing_by == self.owner)
+                            .values(processing_until=None).execution_options(synchronize_session=False))
             session.commit()
         return counts
 
@@ -146,7 +177,7 @@ class Processor:
             with session.begin_nested():
                 outcome = self._advance(session, question, status)
         except StageError as exc:
-            self._quarantine(session, question, status, exc.stage, exc.reason, counts)
+            self._quarantine(session, question, status, exc.stage, exc.reason, counts, **exc.fields)
             return
         except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
             error.exception("question %s: unexpected error while processing", qid)
@@ -155,8 +186,9 @@ class Processor:
             return
         setattr(counts, outcome, getattr(counts, outcome) + 1)
 
-    def _quarantine(self, session, question, status, stage, reason, counts) -> None:
-        if states.transition(session, question.id, status, Status.QUARANTINED, ACTOR, reason, stage=stage):
+    def _quarantine(self, session, question, status, stage, reason, counts, **fields) -> None:
+        if states.transition(session, question.id, status, Status.QUARANTINED, ACTOR, reason, stage=stage,
+                             **fields):
             vet.info("question %s quarantined at %s: %s", question.id, stage, reason)
             counts.quarantined += 1
         else:
@@ -169,16 +201,18 @@ class Processor:
         if status == Status.PARSED:  # requeued after a failed draft: the reading is stored
             return self._draft(session, question, thread_of(raw.raw), findings_from_json(question))
         headers = headers_of(raw.raw)
-        verdict = screen(headers, self.settings, self._recent_from(session, question.id))
-        if verdict.action == "quarantine":
-            raise StageError("screen", verdict.reason)
+        verdict = screen(headers, self.settings, **recent.history(session, question.id))
+        if verdict.action == "quarantine":  # the sender is kept so the operator page can show who
+            raise StageError("screen", verdict.reason, from_addr=verdict.sender)
         limits = self.settings.limits
         try:
             reading = read_message(raw.raw, max_parts=limits.max_parts, max_depth=limits.max_depth)
         except UnreadableMessage as exc:
             raise StageError("parse", exc.reason)
-        who = dict(from_addr=reading.from_addr, from_name=reading.from_name[:200] or None,
-                   subject=reading.subject, sent_date=reading.date)
+        redacting = self.settings.privacy.redact_identifiers
+        # Lower-case, so the per-sender limit (consultant.recent) compares addresses with the index.
+        who = dict(from_addr=reading.from_addr.lower() if reading.from_addr else None, from_name=reading.from_name[:200] or None,
+                   subject=mask(reading.subject) if redacting else reading.subject, sent_date=reading.date)
         if verdict.action == "ignore":
             if not states.transition(session, question.id, Status.RECEIVED, Status.IGNORED, ACTOR,
                                      verdict.reason, stage="screen", **who):
@@ -186,24 +220,30 @@ class Processor:
             vet.info("question %s from %s ignored by %s: %s", question.id, redact(reading.from_addr),
                      verdict.rule, verdict.reason)
             return "ignored"
+        # Codes are found in the original text; with redaction on, what is stored (and what the
+        # reviewer and the draft see) is masked to the same length, so the code spans still line up.
         findings = find_codes(reading.new_text, self.lookup.index, reading.quoted_text)
+        texts = dict(new_text=reading.new_text, quoted_text=reading.quoted_text, signature=reading.signature)
+        if redacting:
+            texts = masked_fields([s for f in findings.codes for s in f.spans], **texts)
         if not states.transition(
                 session, question.id, Status.RECEIVED, Status.PARSED, ACTOR, None, **who,
-                body_source=reading.body_source, new_text=reading.new_text,
-                quoted_text=reading.quoted_text, signature=reading.signature,
+                body_source=reading.body_source, **texts,
                 attachments=[asdict(a) for a in reading.attachments], defects=reading.defects,
                 codes=findings_json(findings), modifiers=findings.modifiers):
             return "lost_race"
         _index_codes(session, question.id, findings)
         session.refresh(question)
         thread = Thread(reading.reply_to or reading.from_addr, reading.message_id, reading.references)
-        return self._draft(session, question, thread, findings)
+        return self._draft(session, question, thread, findings, reading.new_text)
 
-    def _draft(self, session: Session, question: Question, thread: "Thread", findings: Findings) -> str:
+    def _draft(self, session: Session, question: Question, thread: "Thread", findings: Findings,
+               original: str | None = None) -> str:
         to_addr = safe_address(thread.reply_to)
         if not to_addr:
             raise StageError("draft", "no address to reply to (From and Reply-To are unusable)")
-        found = analyse(self.lookup, findings, question.new_text or "", question.received_at.date())
+        text = original if original is not None else question.new_text or ""
+        found = analyse(self.lookup, findings, text, question.received_at.date())
         reply = draft_reply(
             question_id=question.id, templates=self.settings.templates_dir(),
             domain=self.settings.mail_domain(), service_name=self.settings.service.name,
@@ -221,15 +261,6 @@ class Processor:
         session.flush()
         vet.info("question %s drafted as %s", question.id, reply.kind)
         return "drafted"
-
-    def _recent_from(self, session: Session, qid: int):
-        since = utcnow() - timedelta(hours=1)
-
-        def count(addr: str) -> int:
-            return session.execute(select(func.count(Question.id)).where(
-                Question.from_addr == addr, Question.received_at >= since, Question.id != qid,
-                Question.status != Status.IGNORED)).scalar_one()
-        return count
 
 
 @dataclass

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from .. import queries, review
 from ..errors import NotFound
 from ..models import as_utc, utcnow
+from ..redact import mask
 from ..states import Status
 from .render import code_url, highlight
 from .session import ANYONE, REVIEWER, Who, desk
@@ -56,6 +57,8 @@ def render_question(request: Request, qid: int, who: Who, error: str | None = No
     with Session(app.reader) as session:
         d = queries.detail(session, qid)
         headers = message_headers(session, qid)
+    if app.settings.privacy.redact_identifiers:  # the raw headers are not masked in the database
+        headers = [(name, mask(value)) for name, value in headers]
     with app.lookup() as lookup:
         panel = _code_panel(lookup, d["codes"], d["analysis"] or {})
     reply = d["reply"]
