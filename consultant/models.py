@@ -65,6 +65,8 @@ class Question(SQLModel, table=True):
     # workers on one PostgreSQL skip each other's live claims (see process.Processor.claim).
     processing_by: str | None = Field(default=None, max_length=100)
     processing_until: datetime | None = None
+    # Retention (retention.py): when the raw mail and the bodies were purged; the row stays.
+    purged_at: datetime | None = None
 
 
 class QuestionCode(SQLModel, table=True):
