@@ -5,6 +5,7 @@ import time
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -72,6 +73,13 @@ def create_app(settings: Settings, engine=None) -> FastAPI:
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> Response:
         return pages.render(request, "error.html", 404, title="Not found", error=str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's default answer is JSON that echoes the hostile input back: name the fields only.
+        fields = sorted({str(e.get("loc", ("", "?"))[-1]) for e in exc.errors()})
+        return pages.render(request, "error.html", 422, title="Bad request",
+                            error="Not a valid value for: " + ", ".join(f[:40] for f in fields))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

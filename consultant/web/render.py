@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from ..models import as_utc
 from ..queries import age
@@ -41,10 +42,23 @@ def _age(value: datetime | str | None) -> str:
     return age(as_utc(value))
 
 
+# Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): a right-to-left override
+# makes "invoice<RLO>fdp.exe" read "invoiceexe.pdf" and can reorder the page around it. Shown as
+# visible marks instead; ordinary right-to-left text needs none of them.
+BIDI_CONTROLS = {code: f"[U+{code:04X}]" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def _visible(value):
+    """Jinja's finalize: every printed string loses its hidden bidi controls (our own Markup keeps them)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return value.translate(BIDI_CONTROLS)
+    return value
+
+
 def environment() -> Environment:
     # autoescape for every template, whatever its name: message content is hostile.
     env = Environment(loader=FileSystemLoader(str(WEB)), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=_visible)
     env.filters["when"] = _when
     env.filters["age"] = _age
     return env

@@ -129,6 +129,7 @@ def role(*roles: str):
             raise Forbidden()
         return who
 
+    check.roles = roles  # what the route requires, for tests that enumerate the routes by role
     return check
 
 
