@@ -1,26 +1,21 @@
 """Code finder throughput: MB/s of body text, and questions/s for screen + parse + extract alone.
 
-Prints one JSON line. Uses the synthetic questions in mailbox_fixtures/ (the ones that are drafted)
+Prints one JSON line (bench/extract.py --help for the sizes). Uses the synthetic questions in mailbox_fixtures/ (the ones that are drafted)
 and a small in-memory code index, so it needs no database or server.
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
-import sys
+import argparse
 import time
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import ROOT, emit
 
-from consultant.codeindex import CodeIndex  # noqa: E402
-from consultant.config import Settings  # noqa: E402
-from consultant.extract import find_codes  # noqa: E402
-from consultant.reading import read_message  # noqa: E402
-from consultant.screen import headers_of, screen  # noqa: E402
+from consultant.codeindex import CodeIndex
+from consultant.config import Settings
+from consultant.extract import find_codes
+from consultant.reading import read_message
+from consultant.screen import headers_of, screen
 
 
 def questions() -> list[bytes]:
@@ -51,16 +46,20 @@ def best_of(runs: int, func) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text-mb", type=float, default=5.0, help="MB of body text for the extraction figure.")
+    parser.add_argument("--copies", type=int, default=20, help="Copies of the fixtures for questions/s.")
+    args = parser.parse_args()
     raws = questions()
     readings = [read_message(r) for r in raws]
     idx = index(readings)
     texts = [r.new_text for r in readings]
-    repeat = max(1, 5_000_000 // sum(len(t) for t in texts))
+    repeat = max(1, int(args.text_mb * 1e6) // sum(len(t) for t in texts))
     corpus = texts * repeat
     size_mb = sum(len(t.encode()) for t in corpus) / 1e6
     extract_s = best_of(3, lambda: [find_codes(t, idx) for t in corpus])
     settings = Settings()
-    batch = raws * 20
+    batch = raws * args.copies
 
     def pipeline():
         for raw in batch:
@@ -69,12 +68,11 @@ def main() -> None:
             find_codes(r.new_text, idx, r.quoted_text)
 
     pipeline_s = best_of(3, pipeline)
-    print(json.dumps({
-        "bench": "extract", "cores": os.cpu_count(), "python": platform.python_version(),
+    emit("extract", {
         "text_mb": round(size_mb, 2), "mb_per_s": round(size_mb / extract_s, 1),
         "target_mb_per_s": 10, "questions": len(batch),
         "rate_per_s": round(len(batch) / pipeline_s), "what": "screen + parse + extract, per question",
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -30,8 +30,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import (consultant, emit, fill_mailbox, imap_login, questions, run_measured,
-                    seeded_database, status_counts, worker_config)
+from common import (
+    BIN,
+    consultant,
+    emit,
+    fill_mailbox,
+    imap_login,
+    questions,
+    run_measured,
+    seeded_database,
+    status_counts,
+    worker_config,
+)
 
 FLOOR_BATCH = 500
 TARGETS = {"rate_per_s": ">= 1000 at N = 5000 (SQLite)", "ratio": "<= 3.0 at N = 5000",
@@ -55,7 +65,7 @@ def floor(user) -> tuple[float, int]:
     return time.perf_counter() - started, read
 
 
-def pipeline(folder: Path, db_url: str, user, n: int) -> dict:
+def pipeline(folder: Path, db_url: str, user, n: int, profile: Path | None = None) -> dict:
     """`consultant poll --once` until all n are drafted: wall time, peak RSS, what became of them."""
     _path, env = worker_config(folder, db_url, user, screen={"max_per_hour": max(500, 2 * n)})
     log = folder / "worker.log"
@@ -65,8 +75,12 @@ def pipeline(folder: Path, db_url: str, user, n: int) -> dict:
         raise RuntimeError(f"poll --once --no-fetch exited with {code}: see {log}")
     seconds, peak, runs = 0.0, 0.0, 0
     counts: dict[str, int] = {}
+    command = consultant("poll", "--once")
+    if profile is not None:  # py-spy starts the worker and samples it, waiting included (--idle)
+        command = [str(BIN / "py-spy"), "record", "--idle", "--rate", "200", "--format", "raw",
+                   "--output", str(profile), "--", *command]
     while counts.get("drafted", 0) < n and runs < 5:
-        took, rss, code = run_measured(consultant("poll", "--once"), env, log)
+        took, rss, code = run_measured(command, env, log)
         runs += 1
         seconds, peak = seconds + took, max(peak, rss)
         if code != 0:
@@ -76,11 +90,11 @@ def pipeline(folder: Path, db_url: str, user, n: int) -> dict:
             "startup_rss_mb": round(startup_rss, 1), "statuses": counts}
 
 
-def measure(folder: Path, db: str, db_url: str, user, n: int, floor_s: float) -> dict:
-    run = pipeline(folder, db_url, user, n)
+def measure(folder: Path, db: str, db_url: str, user, n: int, floor_s: float, profile: Path | None) -> dict:
+    run = pipeline(folder, db_url, user, n, profile)
     drafted = run["statuses"].get("drafted", 0)
     return {"db": db, "n": n, "rate_per_s": round(drafted / run["seconds"], 1),
-            "ratio": round(run["seconds"] / floor_s, 2), "peak_rss_mb": run["peak_rss_mb"],
+            "ratio": round(run["seconds"] / floor_s, 2), "peak_rss_mb": None if profile else run["peak_rss_mb"],
             "floor_rate_per_s": round(n / floor_s, 1), "pipeline_s": round(run["seconds"], 2),
             "floor_s": round(floor_s, 3), "startup_s": run["startup_s"],
             "startup_rss_mb": run["startup_rss_mb"], "poll_runs": run["runs"],
@@ -112,7 +126,7 @@ class Databases:
         return self._cluster.create_database(f"bench_{self.count}", template="bench_seed")
 
 
-def run(sizes: list[int], dbs: list[str]) -> dict:
+def run(sizes: list[int], dbs: list[str], profile: Path | None = None) -> dict:
     from contextlib import ExitStack
 
     from servers.dovecot import Dovecot
@@ -133,7 +147,8 @@ def run(sizes: list[int], dbs: list[str]) -> dict:
             for db in dbs:
                 folder = Path(tmp) / f"{db}-{n}"
                 folder.mkdir()
-                results[n][db] = measure(folder, db, databases.new(db), user, n, floor_s)
+                results[n][db] = measure(folder, db, databases.new(db), user, n, floor_s,
+                                         profile.with_suffix(f".{db}-{n}.txt") if profile else None)
     return results
 
 
@@ -145,10 +160,13 @@ def main() -> None:
                         help="Run N = 1000 and N = 20000 (or --small/--large) and report the ratio of the rates.")
     parser.add_argument("--small", type=int, default=1000, help="Small N of --scaling.")
     parser.add_argument("--large", type=int, default=20000, help="Large N of --scaling.")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="Run the worker under py-spy and write its collapsed stacks to FILE.<db>-<n>.txt "
+                             "(for bench/stages.py; the peak RSS is then not measured).")
     args = parser.parse_args()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     sizes = [args.small, args.large] if args.scaling else [args.messages]
-    results = run(sizes, dbs)
+    results = run(sizes, dbs, args.profile.resolve() if args.profile else None)
     big = results[sizes[-1]]
     headline = dict(big[dbs[0]])
     figures = {**headline, "mailbox_fill_s": big["mailbox_fill_s"], "bytes_per_message": big["bytes_per_message"]}

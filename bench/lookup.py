@@ -8,27 +8,21 @@ throwaway PostgreSQL too when its binaries are installed (`make test-deps`).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from common import emit  # first: it puts the repository and tests/ on sys.path
+from sqlmodel import Session
 
-from sqlmodel import Session  # noqa: E402
-
-from consultant import checks  # noqa: E402
-from consultant.codeload import load_bundled  # noqa: E402
-from consultant.db import make_engine, upgrade  # noqa: E402
-from consultant.extract import find_codes  # noqa: E402
-from consultant.importers import import_cpt, import_hcpcs, import_mue, import_pfs_rvu, import_ptp  # noqa: E402
-from consultant.lookup import Lookup  # noqa: E402
+from consultant import checks
+from consultant.codeload import load_bundled
+from consultant.db import make_engine, upgrade
+from consultant.extract import find_codes
+from consultant.importers import import_cpt, import_hcpcs, import_mue, import_pfs_rvu, import_ptp
+from consultant.lookup import Lookup
 
 QUESTION = ("Can we bill 62303 with 72128 and 62304-59, plus 99213-25 and 20610-50 the same day? "
             "J1100 x12 and 96372, 64483 and 77003. Dx M54.16, E11.9. DOS 03/14/2025")
@@ -127,14 +121,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="consultant-bench-") as tmp:
         folder = Path(tmp)
         files = synthetic_files(folder, args.ptp_rows, rng)
-        result = {"bench": "lookup", "cores": os.cpu_count(), "python": platform.python_version(),
-                  "what": "per question: 10+ codes looked up (facts, related) and every pair, unit and "
+        result = {"what": "per question: 10+ codes looked up (facts, related) and every pair, unit and "
                           "modifier checked, with all five data sets loaded",
                   "sqlite": measure(f"sqlite:///{folder}/bench.db", files, args.questions)}
         if not args.no_postgres:
             result["postgresql"] = _on_postgres(files, args.questions)
     result["rate_per_s"] = result["sqlite"]["rate_per_s"]
-    print(json.dumps(result))
+    emit("lookup", result)
 
 
 def _on_postgres(files: dict[str, Path], questions: int) -> dict | str:
