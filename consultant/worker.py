@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from .config import Settings
 from .fetch import IMAP_OUTAGES, FetchCounts, Fetcher, connect
+from .leader import Leadership
 from .logs import OncePerOutage, error, log
 from .models import utcnow
 from .process import Counts, Processor
@@ -38,6 +39,8 @@ class Worker:
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.fetcher = Fetcher(engine, settings, self.stop)
+        self.leadership = Leadership(engine, self.fetcher.account, self.fetcher.mailbox)
+        self.leading: bool | None = None  # whether the last poll led the fetch (None: not tried)
         self.processor = Processor(engine, settings, self.stop)
         self.sender = Sender(engine, settings, self.stop)
         self.sweeper = Sweeper(engine, settings)
@@ -72,6 +75,16 @@ class Worker:
         return result
 
     def _fetch(self) -> tuple[FetchCounts, bool]:
+        """Fetch if this worker leads the mailbox now (PostgreSQL: an advisory lock, see leader.py);
+        a worker that does not lead skips the fetch and goes on to process stored work."""
+        try:
+            with self.leadership.lead() as self.leading:
+                return self._fetch_as_leader() if self.leading else (FetchCounts(), True)
+        except OperationalError as exc:  # the lock's connection: the database is unreachable
+            self.db_outage.failed(exc)
+            return FetchCounts(), False
+
+    def _fetch_as_leader(self) -> tuple[FetchCounts, bool]:
         try:
             client = connect(self.settings.imap)
         except IMAP_OUTAGES as exc:
