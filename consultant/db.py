@@ -14,12 +14,15 @@ from .errors import ConfigError, Outage
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def _sqlite_pragmas(dbapi_connection, _record):
+BUSY_TIMEOUT = 30.0  # seconds a SQLite writer waits for another's lock before it is an outage
+
+
+def _sqlite_pragmas(dbapi_connection, _record, busy_timeout: float = BUSY_TIMEOUT):
     # Let SQLAlchemy, not pysqlite, issue BEGIN, so SAVEPOINTs work (see _sqlite_begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -33,8 +36,8 @@ def _sqlite_begin(connection):
     connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for a database URL; SQLite files get their folder, WAL and a busy timeout."""
+def make_engine(url: str, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
+    """An engine for a database URL; SQLite files get their folder, WAL and a busy timeout (seconds)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -42,8 +45,8 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout})
+        event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, record, busy_timeout))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.drivername == "postgresql":

@@ -60,6 +60,17 @@ def connect(imap: Imap) -> IMAPClient:
     return client
 
 
+def disconnect(client: IMAPClient) -> None:
+    """Log out; when the connection is already broken, close the socket anyway. Never raises."""
+    try:
+        client.logout()
+    except Exception:  # imaplib closes its socket only after a LOGOUT that went through
+        try:
+            client.shutdown()
+        except Exception:
+            pass
+
+
 def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     """The Message-ID when it is sane, else a hash of the bytes: the same mail is stored once."""
     ids = parse_msg_ids(str(headers_of(raw).get("Message-ID", "")))
@@ -80,15 +91,16 @@ class Fetcher:
         self.account, self.mailbox = settings.imap.account_name(), settings.imap.mailbox
         self.stop = stop or threading.Event()
 
-    def run_once(self, client: IMAPClient) -> FetchCounts:
+    def run_once(self, client: IMAPClient, counts: FetchCounts | None = None) -> FetchCounts:
         """Store every message above the checkpoint, batch by batch. Raises on IMAP or DB outage,
-        having changed nothing that was not committed with its checkpoint."""
+        having changed nothing that was not committed with its checkpoint (`counts`, if given, then
+        holds what the committed batches stored)."""
         readonly = self.imap.after_fetch == "none"
         selected = client.select_folder(self.mailbox, readonly=readonly)
         uidvalidity = int(selected[b"UIDVALIDITY"])
         last_uid = self._checkpoint(uidvalidity)
         uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
-        counts = FetchCounts()
+        counts = counts if counts is not None else FetchCounts()
         size = max(1, self.imap.batch_size)
         for start in range(0, len(uids), size):
             if self.stop.is_set():

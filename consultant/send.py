@@ -26,6 +26,7 @@ from . import states
 from .config import Settings, Smtp
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
+from .fetch import disconnect
 from .logs import error, redact, vet
 from .mailout import SMTP_OUTAGES, SentFolder, build, connect_smtp
 from .models import Question, Reply, utcnow
@@ -161,10 +162,7 @@ class Sender:
     @staticmethod
     def _logout(sent_folder: SentFolder | None) -> None:
         if sent_folder is not None:
-            try:
-                sent_folder.client.logout()
-            except Exception:
-                pass
+            disconnect(sent_folder.client)
 
     def _claim(self, session: Session, reply: Reply) -> bool:
         """Take the lease on one reply (and move an answer to sending) in one transaction."""

@@ -64,9 +64,10 @@ class Watch(OncePerOutage):
 class ServiceLog:
     """Writes run rows for one worker; a database outage is logged once and never raised."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, outage: OncePerOutage | None = None):
+        """`outage`: the owner's own database watch, so one outage is logged once, not once here too."""
         self.engine = engine
-        self.outage = OncePerOutage("database (service log)")
+        self.outage = outage or OncePerOutage("database (service log)")
 
     def record(self, job: str, started_at: datetime, *, ok: bool, server_ok: bool | None = None,
                counts: dict | None = None, error: str | None = None,

@@ -6,6 +6,7 @@ import itertools
 import os
 import pwd
 import secrets
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -138,9 +139,11 @@ class Dovecot:
         stderr = open(self.root / "dovecot.stderr", "ab")
         try:
             # -F keeps the master in the foreground, so we hold its process and see it die.
+            # Its own process group lets stop() end the processes that outlive the master.
             self._process = subprocess.Popen(
                 [self.dovecot, "-F", "-c", str(self.config_path)],
                 stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, cwd=self.root,
+                start_new_session=True,
             )
         finally:
             stderr.close()
@@ -162,6 +165,12 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        # The master does not wait for its imap processes: a logged-in client would go on being
+        # served. Cut them off, as stopping the service (or the server crashing) does.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def close(self) -> None:
         """Stop the server and delete its folder."""

@@ -12,12 +12,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from . import free_port, make_shared_dir, remove_dir
 from .tls import TlsFiles, make_certificates
 
-COMMANDS = ("MAIL", "RCPT", "DATA")
+COMMANDS = ("CONNECT", "MAIL", "RCPT", "DATA")  # CONNECT: the greeting
 OK = "250 2.0.0 OK"
 DROP = "drop"  # a queued "failure" that closes the connection instead of replying
 ACCEPTED = "250 2.0.0 Message accepted for delivery"
@@ -81,6 +81,23 @@ class _Handler:
         return ACCEPTED
 
 
+class _Session(SMTP):
+    """aiosmtpd's SMTP session, except that a queued CONNECT failure replaces the 220 greeting
+    (e.g. 421: the server is too busy or shutting down) and the connection is closed."""
+
+    def __init__(self, owner: SmtpServer, *args, **kwargs):
+        self.owner = owner
+        super().__init__(*args, **kwargs)
+
+    async def _handle_client(self) -> None:
+        if failure := self.owner._take_failure("CONNECT"):
+            if failure != DROP:
+                await self.push(failure)
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+
 class _CountingController(Controller):
     """A Controller that counts the connections it accepts (aiosmtpd builds one SMTP per connection)."""
 
@@ -91,7 +108,7 @@ class _CountingController(Controller):
     def factory(self):
         with self.owner._changed:
             self.owner.connections += 1
-        return super().factory()
+        return _Session(self.owner, self.handler, **self.SMTP_kwargs)
 
 
 class SmtpServer:
@@ -188,7 +205,8 @@ class SmtpServer:
 
     def fail_next(self, command: str, code: int, text: str = "Test failure",
                   times: int = 1) -> None:
-        """Answer the next `times` MAIL, RCPT or DATA commands with `code text` (e.g. 451, 550)."""
+        """Answer the next `times` MAIL, RCPT or DATA commands, or greet the next `times`
+        connections (CONNECT), with `code text` (e.g. 451, 550; 421 at CONNECT)."""
         command = command.upper()
         if command not in COMMANDS:
             raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
@@ -199,7 +217,7 @@ class SmtpServer:
 
     def drop_next(self, command: str, times: int = 1) -> None:
         """Close the connection, with no reply, on the next `times` MAIL, RCPT or DATA commands
-        (DATA: after the whole message was received)."""
+        (DATA: after the whole message was received), or at CONNECT before the greeting."""
         command = command.upper()
         if command not in COMMANDS:
             raise ValueError(f"command must be one of {COMMANDS}, not {command!r}")
