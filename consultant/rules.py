@@ -92,7 +92,7 @@ def bounce(mail: Mail) -> str | None:
 
 
 def own_address(mail: Mail) -> str | None:
-    ours = {mail.service.address, *mail.service.own_addresses}
+    ours = {a.lower() for a in (mail.service.address, *mail.service.own_addresses)}
     if mail.from_addr and mail.from_addr.lower() in ours:
         return "our own mail (sent from our own address)"
     return None

@@ -7,7 +7,8 @@ from sqlalchemy import Integer, and_, case, cast, extract, func, literal, or_, s
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from . import servicelog
+from . import rules, servicelog
+from .logs import redact
 from .models import Event, Question, Reply, as_utc
 from .states import WAITING, Status
 
@@ -185,6 +186,38 @@ def failed(session: Session, after: int | None = None, limit: int = 50, newest_f
     return problems(session, Status.FAILED, after, limit, newest_first)
 
 
+# What the screen holds back and the settings that decide it: (status it leaves the message in,
+# how its reason begins, setting). Counted from the audit trail through ix_event_to_status_at.
+HELD_BACK = {
+    "per_sender": (Status.IGNORED, rules.PER_SENDER_LIMIT, "screen.max_per_sender_per_hour"),
+    "overall": (Status.QUARANTINED, rules.GLOBAL_LIMIT, "screen.max_per_hour"),
+    "sender_auth": (Status.QUARANTINED, rules.SENDER_AUTH, "screen.sender_auth"),
+}
+
+
+def held_back(session: Session, now: datetime, limit: int = 50) -> dict:
+    """How many messages the rate limits (and the sender check) held back in the last hour and the
+    last 24 hours, per kind, and the newest `limit` of them with the sender redacted and the
+    status they have now (an operator may have requeued them since)."""
+    now = as_utc(now)
+    day, hour = now - timedelta(days=1), now - timedelta(hours=1)
+    kind = case(*[(and_(Event.to_status == status.value, Event.reason.startswith(prefix, autoescape=True)),
+                   literal(name)) for name, (status, prefix, _setting) in HELD_BACK.items()], else_=literal(""))
+    window = (Event.to_status.in_([Status.IGNORED.value, Status.QUARANTINED.value]), Event.at >= day, kind != "")
+    found = {name: (int(n), int(recent or 0)) for name, n, recent in session.execute(
+        select(kind.label("kind"), func.count(), func.sum(case((Event.at >= hour, 1), else_=0)))
+        .where(*window).group_by("kind")).all()}
+    counts = {name: dict(setting=setting, day=found.get(name, (0, 0))[0], hour=found.get(name, (0, 0))[1])
+              for name, (_status, _prefix, setting) in HELD_BACK.items()}
+    rows = session.execute(
+        select(Event.at, Event.question_id, Event.reason, kind.label("kind"), Question.from_addr, Question.status)
+        .join(Question, Question.id == Event.question_id).where(*window)
+        .order_by(Event.at.desc(), Event.id.desc()).limit(max(1, min(int(limit), MAX_PAGE)))).all()
+    items = [dict(at=r.at, id=r.question_id, reason=r.reason, kind=r.kind, sender=redact(r.from_addr) or None,
+                  status=r.status) for r in rows]
+    return dict(counts=counts, items=items)
+
+
 def overview(session: Session, now: datetime, days: int = 30, charts: bool = True) -> dict:
     """Everything the operator page shows, in one call (about a dozen indexed queries).
 
@@ -195,7 +228,8 @@ def overview(session: Session, now: datetime, days: int = 30, charts: bool = Tru
     body = dict(now=now, counts=per_status, total=sum(per_status.values()), waiting=waiting(session, now),
                 hourly=activity(session, now, "hour"), daily=activity(session, now, "day"),
                 review_times=review_times(session, now, days), reviewers=reviewers(session, now, days),
-                quarantined=quarantined(session), failed=failed(session), service=servicelog.summary(session))
+                quarantined=quarantined(session), failed=failed(session), service=servicelog.summary(session),
+                held_back=held_back(session, now))
     if charts:
         from .charts import bar_chart, line_chart
 
