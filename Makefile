@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TEST_PACKAGES := dovecot-imapd postgresql openssl chromium
 
-.PHONY: install demo test test-deps bench clean
+.PHONY: install demo test test-deps bench bench-full clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
@@ -37,8 +37,25 @@ test-deps:
 test: install test-deps
 	$(BIN)/pytest -q
 
+# Each bench script prints one JSON line. `make bench` runs them at sizes that take a few minutes;
+# `make bench-full` at the issue's sizes (5,000-message backlog, 20,000 scaling, 100,000-question desk).
 bench: install test-deps
-	@for script in bench/*.py; do $(BIN)/python $$script; done
+	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/lookup.py --ptp-rows 50000 --questions 100
+	$(BIN)/python bench/ingest.py --messages 1000 --db both
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/send.py
+	$(BIN)/python bench/web.py --questions 20000
+
+bench-full: install test-deps
+	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/lookup.py
+	$(BIN)/python bench/ingest.py --messages 5000 --db both
+	$(BIN)/python bench/ingest.py --scaling
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/latency.py --db postgres
+	$(BIN)/python bench/send.py --messages 2000 --rounds 3
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
