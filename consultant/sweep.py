@@ -1,4 +1,5 @@
-"""Sweep: release stale review claims, reconcile replies whose sender stopped mid-send, prune old runs."""
+"""Sweep: release stale review claims, reconcile replies whose sender stopped mid-send, prune old runs,
+apply the retention policy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import servicelog, states
+from . import retention, servicelog, states
 from .config import Settings
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
@@ -26,6 +27,8 @@ class SweepCounts:
     confirmed_sent: int = 0
     unknown: int = 0
     runs_pruned: int = 0
+    purged: int = 0  # questions whose mail and bodies the retention policy removed
+    logins_pruned: int = 0
 
 
 class Sweeper:
@@ -38,7 +41,17 @@ class Sweeper:
         self.release_stale_claims(counts)
         self.reconcile(counts)
         self.prune_service_log(counts)
+        self.apply_retention(counts)
         return counts
+
+    def apply_retention(self, counts: SweepCounts) -> None:
+        """privacy.keep_mail_days and keep_logins_days (see retention.py)."""
+        with Session(self.engine) as session:
+            purged = retention.purge(session, self.settings.privacy)
+            session.commit()
+        counts.purged, counts.logins_pruned = purged.questions, purged.logins
+        if purged.questions:
+            vet.info("retention: purged the mail and bodies of %s questions", purged.questions)
 
     def prune_service_log(self, counts: SweepCounts) -> None:
         """Keep the service log bounded: runs older than servicelog.KEEP_DAYS go."""

@@ -113,6 +113,7 @@ def sweep(once: bool = typer.Option(False, "--once", help="Sweep now and exit.")
     counts = sweeper.run_once()
     console.print(f"released {counts.released} claims; reconciled: {counts.confirmed_sent} sent, "
                   f"{counts.resend} to send again, {counts.unknown} unknown (now failed)"
+                  + (f"; purged the mail of {counts.purged} questions" if counts.purged else "")
                   + ("; IMAP server (Sent folder) unreachable" if sweeper.imap_outage.down else ""),
                   soft_wrap=True)
     if sweeper.imap_outage.down:  # replies left mid-send could not be reconciled

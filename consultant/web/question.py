@@ -72,7 +72,8 @@ def render_question(request: Request, qid: int, who: Who, error: str | None = No
         reply=reply, draft=typed if typed is not None else current, can_review=who.can("reviewer") and reviewable,
         mine=d["status"] == Status.IN_REVIEW and d["claimed_by"] == who.name,
         held_by_other=d["status"] == Status.IN_REVIEW and live and d["claimed_by"] != who.name,
-        claimed_until=until, error=error, code_url=code_url)
+        claimed_until=until, error=error, code_url=code_url,
+        purged=next((e["reason"] for e in d["events"] if e["action"] == "purged"), None))
 
 
 @router.get("/questions/{qid}")

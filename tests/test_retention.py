@@ -1,0 +1,152 @@
+"""Retention: the sweep purges the mail and bodies of old finished questions (never in-flight or
+young ones), keeps the rows and the audit trail, records each purge, and prunes old login records."""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from consultant import operator, queries, review
+from consultant.accounts import LoginEvent
+from consultant.models import Event, Question, QuestionCode, RawMessage, Reply, utcnow
+from consultant.process import Processor
+from consultant.send import Sender
+from consultant.sweep import Sweeper
+from support import question_bytes, smtp_section
+from websupport import add_people, signed_in, web_settings
+
+DAYS = 30
+BODY = "Patient Ann Example had 62303 with 72128; is modifier 59 needed? Dx M54.16"
+AUTOREPLY = (b"From: Out Of Office <away@ridgeview-clinic.test>\r\nTo: ask@caseconsultant.test\r\n"
+             b"Subject: Automatic reply: I am away\r\nAuto-Submitted: auto-replied\r\n"
+             b"Message-ID: <away1@ridgeview-clinic.test>\r\n\r\nI am away until Monday.\r\n")
+
+
+@pytest.fixture
+def settings(db_url, smtp):
+    return web_settings(db_url, smtp=smtp_section(smtp), privacy={"keep_mail_days": DAYS})
+
+
+def _act(engine, qid, action, *args, **kwargs):
+    with Session(engine) as session:
+        review.claim(session, qid, "bob", 30)
+        action(session, qid, "bob", *args, **kwargs)
+        session.commit()
+
+
+def _reject(engine, settings, qid, notify):
+    _act(engine, qid, review.reject, "not a coding question", 30, notify=notify,
+         templates=settings.templates_dir(), service_name="CaseConsultant", domain="caseconsultant.test")
+
+
+def _age(engine, days, *ids):
+    with Session(engine) as session:
+        session.execute(update(Question).where(Question.id.in_(ids))
+                        .values(updated_at=utcnow() - timedelta(days=days)))
+        session.commit()
+
+
+@pytest.fixture
+def world(engine, settings):
+    """One question per case, keyed by what it is; all but `young` last changed 40 days ago."""
+    names = ["sent", "young", "rejected", "notice_waiting", "drafted", "approved"]
+    with Session(engine) as session:
+        q = {name: operator.inject(session, question_bytes(n, BODY), "test", f"{n}.eml")
+             for n, name in enumerate(names, 1)}
+        q["ignored"] = operator.inject(session, AUTOREPLY, "test", "away.eml")
+        q["quarantined"] = operator.inject(session, b"no header here, just words", "test", "bad.eml")
+        session.commit()
+    with Processor(engine, settings) as processor:
+        processor.run_until_done()
+    for name in ("sent", "young"):
+        _act(engine, q[name], review.approve, 30)
+    Sender(engine, settings, owner="sender").run_once()
+    _act(engine, q["approved"], review.approve, 30)  # approved after the send run: still waiting
+    _reject(engine, settings, q["rejected"], notify=False)
+    _reject(engine, settings, q["notice_waiting"], notify=True)  # the notice is not sent yet
+    _age(engine, 40, *[qid for name, qid in q.items() if name != "young"])
+    with Session(engine) as session:
+        statuses = {name: session.get(Question, qid).status for name, qid in q.items()}
+    assert statuses == dict(sent="sent", young="sent", rejected="rejected", notice_waiting="rejected",
+                            drafted="drafted", approved="approved", ignored="ignored", quarantined="quarantined")
+    return q
+
+
+def _snapshot(engine, qid) -> dict:
+    with Session(engine) as session:
+        d = queries.detail(session, qid)
+        d["raw"] = session.get(RawMessage, qid) is not None
+        d["indexed"] = sorted(session.execute(select(QuestionCode.code).where(QuestionCode.question_id == qid)).scalars())
+        d["purged_at"] = session.get(Question, qid).purged_at
+        return d
+
+
+def test_old_finished_questions_lose_mail_and_bodies_and_keep_the_row_and_the_trail(engine, settings, world):
+    before = {name: _snapshot(engine, qid) for name, qid in world.items()}
+    counts = Sweeper(engine, settings).run_once()
+    assert counts.purged == 3
+    after = {name: _snapshot(engine, qid) for name, qid in world.items()}
+    for name in ("sent", "rejected", "ignored"):
+        old, new = before[name], after[name]
+        assert old["raw"] and not new["raw"]
+        assert new["purged_at"] is not None
+        assert (new["subject"], new["new_text"], new["quoted_text"], new["signature"]) == (None,) * 4
+        # Status, dates, sender, codes found and the whole trail stay; the purge is one more event.
+        for key in ("status", "received_at", "from_addr", "message_id", "codes", "reason", "indexed"):
+            assert new[key] == old[key], key
+        assert new["events"][:-1] == old["events"]
+        assert (new["events"][-1]["actor"], new["events"][-1]["action"], new["events"][-1]["reason"]) == (
+            "retention", "purged", f"body purged after {DAYS} days by the retention policy")
+        if new["reply"]:
+            assert (new["reply"]["text"], new["reply"]["html"], new["reply"]["subject"]) == ("", "", "")
+            assert new["reply"]["sent_at"] == old["reply"]["sent_at"]
+    assert after["sent"]["indexed"] == ["62303", "72128", "M54.16"]
+    for name in ("young", "notice_waiting", "drafted", "approved", "quarantined"):
+        assert after[name] == before[name], name
+
+
+def test_the_purge_is_idempotent_off_by_default_and_a_redelivered_message_is_still_known(
+        engine, db_url, smtp, settings, world):
+    keep = web_settings(db_url, smtp=smtp_section(smtp), privacy={"keep_mail_days": 0})
+    assert Sweeper(engine, keep).run_once().purged == 0
+    sweeper = Sweeper(engine, settings)
+    assert sweeper.run_once().purged == 3
+    assert sweeper.run_once().purged == 0
+    with Session(engine) as session:
+        purges = session.execute(select(func.count(Event.id)).where(Event.action == "purged")).scalar_one()
+        assert purges == 3
+        assert operator.inject(session, question_bytes(1, BODY), "test", "again.eml") is None
+    # A rejection waits until its notice is out, then goes too.
+    Sender(engine, settings, owner="sender").run_once()
+    with Session(engine) as session:
+        notice = queries.reply(session, world["notice_waiting"], "notice")
+        assert notice.sent_at is not None
+    _age(engine, 40, world["notice_waiting"])
+    assert sweeper.run_once().purged == 1
+    with Session(engine) as session:
+        assert session.get(Reply, notice.id).text == ""
+        assert session.get(RawMessage, world["notice_waiting"]) is None
+
+
+def test_login_records_older_than_keep_logins_days_are_deleted(engine, settings):
+    now = utcnow()
+    with Session(engine) as session:
+        session.add_all([LoginEvent(at=now - timedelta(days=days), name=f"u{days}", address="127.0.0.1",
+                                    outcome="ok") for days in (1, 89, 91, 400)])
+        session.commit()
+    counts = Sweeper(engine, settings).run_once()
+    assert counts.logins_pruned == 2
+    with Session(engine) as session:
+        assert sorted(session.execute(select(LoginEvent.name)).scalars()) == ["u1", "u89"]
+
+
+def test_the_desk_shows_a_purged_question_without_its_body(engine, settings, world):
+    Sweeper(engine, settings).run_once()
+    add_people(engine)
+    alice = signed_in(settings, engine, "alice")
+    for name in ("sent", "ignored", "rejected"):
+        page = alice.get(f"/questions/{world[name]}")
+        assert page.status_code == 200
+        assert f"Body purged after {DAYS} days by the retention policy" in page.text
+        assert "Ann Example" not in page.text and "myelogram question" not in page.text
+    assert "Ann Example" in alice.get(f"/questions/{world['young']}").text
