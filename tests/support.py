@@ -22,17 +22,23 @@ def smtp_section(server, **extra) -> dict:
 
 def drafted(engine, settings, raw: bytes) -> int:
     """Store one message and run it through screen, parse and draft; return its id."""
+    return drafted_all(engine, settings, raw)[0]
+
+
+def drafted_all(engine, settings, *raws: bytes) -> list[int]:
+    """Store several messages, then run them through screen, parse and draft in one go (one code
+    index for all, which is what takes the time); return their ids in order."""
     from sqlmodel import Session
 
     from consultant import operator
     from consultant.process import Processor
 
     with Session(engine) as session:
-        qid = operator.inject(session, raw, "test", "test.eml")
+        ids = [operator.inject(session, raw, "test", "test.eml") for raw in raws]
         session.commit()
     with Processor(engine, settings) as processor:
         processor.run_until_done()
-    return qid
+    return ids
 
 
 def question_bytes(n: int, body: str = "Can I bill 62303 with 72128, and do I need modifier 59? Dx M54.16",
