@@ -191,7 +191,7 @@ def sender_auth(mail: Mail) -> str | None:
                 f"(screen.sender_auth = {policy})")
     if results.none:
         return f"{SENDER_AUTH} missing: our server {server} checked nothing (Authentication-Results: none)"
-    if results.problem and not results.results:
+    if results.problem:  # our server writes well-formed fields: an odd one is not a verdict
         return f"{SENDER_AUTH} unreadable: the Authentication-Results of our server {server} ({results.problem})"
     domain = authres.domain_of(mail.from_addr)
     return (_dmarc if policy == "dmarc" else _dkim_spf)(results, domain, server)
