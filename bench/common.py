@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -83,11 +84,21 @@ def questions(count: int, seed: int = 11) -> list[bytes]:
     return [question(n, rng) for n in range(1, count + 1)]
 
 
-def seeded_database(url: str) -> None:
-    """Schema and the bundled code data (starter CPT/HCPCS set and ICD-10-CM), as the tests seed it."""
+def seeded_database(url: str, template: Path | None = None) -> None:
+    """Schema and the bundled code data (starter CPT/HCPCS set and ICD-10-CM), as the tests seed it;
+    a SQLite URL may copy an already seeded file (`template`) instead."""
+    if template is not None and url.startswith("sqlite:///"):
+        shutil.copyfile(template, url.removeprefix("sqlite:///"))
+        return
     from conftest import seed  # tests/conftest.py
 
     seed(url)
+
+
+def add_seed_option(parser) -> None:
+    parser.add_argument("--seeded-sqlite", type=Path, metavar="FILE",
+                        help="Copy this SQLite file, already seeded with the code data, instead of seeding "
+                             "(seeding takes seconds; the tests pass theirs).")
 
 
 def imap_login(user):

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from common import (
     BIN,
+    add_seed_option,
     consultant,
     emit,
     fill_mailbox,
@@ -104,9 +105,9 @@ def measure(folder: Path, db: str, db_url: str, user, n: int, floor_s: float, pr
 class Databases:
     """Fresh seeded databases on demand: SQLite copies one seeded file; PostgreSQL copies a template."""
 
-    def __init__(self, folder: Path, stack):
+    def __init__(self, folder: Path, stack, sqlite_seed: Path | None = None):
         self.folder, self.stack, self.count = folder, stack, 0
-        self._sqlite_seed: Path | None = None
+        self._sqlite_seed = sqlite_seed
         self._cluster = None
 
     def new(self, db: str) -> str:
@@ -126,7 +127,7 @@ class Databases:
         return self._cluster.create_database(f"bench_{self.count}", template="bench_seed")
 
 
-def run(sizes: list[int], dbs: list[str], profile: Path | None = None) -> dict:
+def run(sizes: list[int], dbs: list[str], profile: Path | None = None, sqlite_seed: Path | None = None) -> dict:
     from contextlib import ExitStack
 
     from servers.dovecot import Dovecot
@@ -134,7 +135,7 @@ def run(sizes: list[int], dbs: list[str], profile: Path | None = None) -> dict:
     results: dict[int, dict] = {}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         dovecot = stack.enter_context(Dovecot())
-        databases = Databases(Path(tmp), stack)
+        databases = Databases(Path(tmp), stack, sqlite_seed)
         for n in sizes:
             user = dovecot.add_user()
             raws = questions(n)
@@ -163,10 +164,11 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="Run the worker under py-spy and write its collapsed stacks to FILE.<db>-<n>.txt "
                              "(for bench/stages.py; the peak RSS is then not measured).")
+    add_seed_option(parser)
     args = parser.parse_args()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     sizes = [args.small, args.large] if args.scaling else [args.messages]
-    results = run(sizes, dbs, args.profile.resolve() if args.profile else None)
+    results = run(sizes, dbs, args.profile.resolve() if args.profile else None, args.seeded_sqlite)
     big = results[sizes[-1]]
     headline = dict(big[dbs[0]])
     figures = {**headline, "mailbox_fill_s": big["mailbox_fill_s"], "bytes_per_message": big["bytes_per_message"]}

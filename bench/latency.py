@@ -24,6 +24,7 @@ from pathlib import Path
 
 from common import (
     ROOT,
+    add_seed_option,
     consultant,
     emit,
     imap_login,
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--gap", type=float, nargs=2, default=(0.2, 1.0), metavar=("MIN", "MAX"),
                         help="Random gap between appends, in seconds (default 0.2 1.0).")
+    add_seed_option(parser)
     args = parser.parse_args()
     from servers.dovecot import Dovecot
     from servers.postgres import PostgresCluster
@@ -118,7 +120,7 @@ def main() -> None:
             url = f"sqlite:///{tmp}/bench.db"
         else:
             url = stack.enter_context(PostgresCluster()).create_database("bench_latency")
-        seeded_database(url)
+        seeded_database(url, args.seeded_sqlite)
         figures = measure(url, dovecot.add_user(), Path(tmp), args.messages, tuple(args.gap))
     emit("latency", {**figures, "db": args.db, "idle": True, "gap_s": list(args.gap), "target": TARGET})
 

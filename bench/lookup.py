@@ -14,12 +14,11 @@ import time
 from datetime import date
 from pathlib import Path
 
-from common import emit  # first: it puts the repository and tests/ on sys.path
+from common import add_seed_option, emit, seeded_database  # first: it puts the repository and tests/ on sys.path
 from sqlmodel import Session
 
 from consultant import checks
-from consultant.codeload import load_bundled
-from consultant.db import make_engine, upgrade
+from consultant.db import make_engine
 from consultant.extract import find_codes
 from consultant.importers import import_cpt, import_hcpcs, import_mue, import_pfs_rvu, import_ptp
 from consultant.lookup import Lookup
@@ -74,12 +73,9 @@ def timed_import(engine, label: str, run) -> dict:
     return {f"{label}_rows": done.rows, f"{label}_rows_per_s": round(done.rows / seconds)}
 
 
-def measure(url: str, files: dict[str, Path], questions: int) -> dict:
+def measure(url: str, files: dict[str, Path], questions: int, seed: Path | None = None) -> dict:
+    seeded_database(url, seed)
     engine = make_engine(url)
-    upgrade(engine)
-    with Session(engine) as session:
-        load_bundled(session)
-        session.commit()
     figures: dict = {}
     figures |= timed_import(engine, "cpt", lambda s: import_cpt(s, files["cpt"]))
     figures |= timed_import(engine, "hcpcs", lambda s: import_hcpcs(s, files["hcpcs"]))
@@ -116,6 +112,7 @@ def main() -> None:
     parser.add_argument("--ptp-rows", type=int, default=200_000, help="PTP pairs in the synthetic file.")
     parser.add_argument("--questions", type=int, default=300, help="Questions looked up and checked.")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only.")
+    add_seed_option(parser)
     args = parser.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="consultant-bench-") as tmp:
@@ -123,7 +120,8 @@ def main() -> None:
         files = synthetic_files(folder, args.ptp_rows, rng)
         result = {"what": "per question: 10+ codes looked up (facts, related) and every pair, unit and "
                           "modifier checked, with all five data sets loaded",
-                  "sqlite": measure(f"sqlite:///{folder}/bench.db", files, args.questions)}
+                  "sqlite": measure(f"sqlite:///{folder}/bench.db", files, args.questions,
+                                     args.seeded_sqlite)}
         if not args.no_postgres:
             result["postgresql"] = _on_postgres(files, args.questions)
     result["rate_per_s"] = result["sqlite"]["rate_per_s"]

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import emit, imap_login, questions, seeded_database
+from common import add_seed_option, emit, imap_login, questions, seeded_database
 
 TARGET = "ratio <= 1.5 without the Sent folder"
 
@@ -41,15 +41,14 @@ def serve_smtp(ports, stop) -> None:
         stop.wait()
 
 
-def approved_database(url: str, settings, n: int) -> None:
+def approved_database(url: str, settings, n: int, seed: Path | None) -> None:
     from sqlmodel import Session
 
     from consultant import operator, review
+    from consultant.db import make_engine
     from consultant.process import Processor
 
-    seeded_database(url)
-    from consultant.db import make_engine
-
+    seeded_database(url, seed)
     engine = make_engine(url)
     with Session(engine) as session:
         ids = [operator.inject(session, raw, "bench", f"{i}.eml") for i, raw in enumerate(questions(n))]
@@ -118,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=500, help="Approved replies (default 500).")
     parser.add_argument("--rounds", type=int, default=2, help="Rounds of each; the best counts (default 2).")
+    add_seed_option(parser)
     args = parser.parse_args()
     from servers.dovecot import Dovecot
     from support import make_settings
@@ -132,7 +132,8 @@ def main() -> None:
         with Dovecot() as dovecot, tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
             folder = Path(tmp)
             template = folder / "approved.db"
-            approved_database(f"sqlite:///{template}", make_settings(f"sqlite:///{template}", smtp=smtp), args.messages)
+            approved_database(f"sqlite:///{template}", make_settings(f"sqlite:///{template}", smtp=smtp), args.messages,
+                              args.seeded_sqlite)
             messages = replies(f"sqlite:///{template}", make_settings(f"sqlite:///{template}", smtp=smtp))
             user = dovecot.add_user()
             plain = lambda url: make_settings(url, smtp=smtp)  # noqa: E731
