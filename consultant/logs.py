@@ -1,20 +1,57 @@
-"""Loggers: decisions to consultant.vet, failures to consultant.error; addresses redacted, no bodies."""
+"""Loggers: decisions to consultant.vet, failures to consultant.error; addresses redacted, no bodies.
+
+Call sites log ids, not content, and pass addresses through redact(). As a second line, every line
+the handler writes (exception text and tracebacks included) is scrubbed: addresses redacted,
+patient identifiers masked, and the values that database errors echo (SQL parameters, PostgreSQL's
+DETAIL line with a key or the failing row) left out.
+"""
 from __future__ import annotations
 
 import logging
 import re
 import sys
 
+from .redact import mask
+
 vet = logging.getLogger("consultant.vet")
 error = logging.getLogger("consultant.error")
 log = logging.getLogger("consultant")
 
 _ADDRESS = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
+_ECHOED = (
+    (re.compile(r"\[parameters: [^\n]*"), "[parameters: (not logged)]"),
+    (re.compile(r"(?m)^(\s*DETAIL:).*$"), r"\1 (not logged)"),
+)
+_SMTP_REPLY = re.compile(r"(SMTP \S+)(?::\s*)?(\s[245]\.[0-9]{1,3}\.[0-9]{1,3})?[^;()]*(?:\([^)]*\)[^;()]*)*")
+# Other libraries' loggers that our handler also serves, never below WARNING: their debug output
+# (IMAP commands and responses, SQL with parameters) may carry message content.
+THIRD_PARTY = ("apscheduler", "imapclient", "sqlalchemy", "aiosmtpd", "mail.log")
 
 
 def redact(text: str | None) -> str:
     """'jane.doe@clinic.test' -> 'j***@clinic.test': enough to tell senders apart, not to contact them."""
     return _ADDRESS.sub(r"\1***@\2", text or "")
+
+
+def without_server_text(reason: str) -> str:
+    """A send failure for the log: an SMTP reply keeps its codes but not its words, which servers
+    fill with whatever they echo (the recipient, a name, a line of the message)."""
+    return _SMTP_REPLY.sub(lambda m: f"{m[1]}{m[2] or ''} (server text not logged)", reason)
+
+
+def scrub(text: str) -> str:
+    """A log line fit to keep: values echoed by database errors dropped, addresses redacted,
+    patient identifiers masked."""
+    for pattern, replacement in _ECHOED:
+        text = pattern.sub(replacement, text)
+    return mask(redact(text)) or ""
+
+
+class ScrubbingFormatter(logging.Formatter):
+    """Scrubs the whole record as written, exception text and traceback included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 class OncePerOutage:
@@ -37,11 +74,16 @@ class OncePerOutage:
 
 def setup(level: str = "INFO", file: str = "") -> None:
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("consultant")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    for name in THIRD_PARTY:
+        other = logging.getLogger(name)
+        other.handlers[:] = [handler]
+        other.setLevel(logging.WARNING)
+        other.propagate = False
     # APScheduler logs every run at INFO and a skipped overlapping run (which IDLE can cause while a
     # poll is already running, and which the running poll picks up) at WARNING.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
