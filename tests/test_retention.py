@@ -1,5 +1,9 @@
 """Retention: the sweep purges the mail and bodies of old finished questions (never in-flight or
 young ones), keeps the rows and the audit trail, records each purge, and prunes old login records."""
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -8,11 +12,12 @@ from sqlmodel import Session
 
 from consultant import operator, queries, review
 from consultant.accounts import LoginEvent
+from consultant.db import make_engine
 from consultant.models import Event, Question, QuestionCode, RawMessage, Reply, utcnow
 from consultant.process import Processor
 from consultant.send import Sender
 from consultant.sweep import Sweeper
-from support import question_bytes, smtp_section
+from support import drafted, question_bytes, smtp_section
 from websupport import add_people, signed_in, web_settings
 
 DAYS = 30
@@ -150,3 +155,43 @@ def test_the_desk_shows_a_purged_question_without_its_body(engine, settings, wor
         assert f"Body purged after {DAYS} days by the retention policy" in page.text
         assert "Ann Example" not in page.text and "myelogram question" not in page.text
     assert "Ann Example" in alice.get(f"/questions/{world['young']}").text
+
+
+def _restored(url: str, qid: int) -> dict:
+    """What the README's restore check shows: `consultant stats` and `show` on the restored copy."""
+    env = dict(os.environ, CONSULTANT_DATABASE__URL=url)
+    stats, show = (subprocess.run([sys.executable, "-m", "consultant", *args], env=env, capture_output=True,
+                                  text=True, timeout=120) for args in (["stats", "--json"], ["show", str(qid), "--json"]))
+    assert stats.returncode == 0 and show.returncode == 0, stats.stderr + show.stderr
+    return json.loads(show.stdout)
+
+
+def test_a_sqlite_backup_taken_while_the_database_is_in_use_restores_everything(sqlite_url, sqlite_engine, tmp_path):
+    settings = web_settings(sqlite_url)
+    qid = drafted(sqlite_engine, settings, question_bytes(1, BODY))
+    path, backup = sqlite_url.removeprefix("sqlite:///"), tmp_path / "backup.db"
+    with Session(sqlite_engine) as session:  # a reader holds a snapshot while the backup runs
+        session.execute(select(func.count(Question.id))).scalar_one()
+        done = subprocess.run(["sqlite3", path, f".backup {backup}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    check = subprocess.run(["sqlite3", str(backup), "PRAGMA integrity_check"], capture_output=True, text=True)
+    assert check.stdout.strip() == "ok"
+    restored = _restored(f"sqlite:///{backup}", qid)
+    assert (restored["status"], restored["new_text"]) == ("drafted", BODY)
+    assert [e["to_status"] for e in restored["events"]] == ["received", "parsed", "drafted"]
+
+
+def test_a_postgres_dump_restores_everything_into_a_new_database(pg_url, pg_cluster, tmp_path):
+    engine = make_engine(pg_url)
+    try:
+        qid = drafted(engine, web_settings(pg_url), question_bytes(1, BODY))
+    finally:
+        engine.dispose()
+    dump, target = tmp_path / "consultant.dump", pg_cluster.create_database()
+    for program, *args in (("pg_dump", "-Fc", "-d", pg_url.replace("+psycopg", ""), "-f", str(dump)),
+                           ("pg_restore", "--no-owner", "-d", target.replace("+psycopg", ""), str(dump))):
+        done = subprocess.run([str(pg_cluster.bin_dir / program), *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    restored = _restored(target, qid)
+    assert (restored["status"], restored["new_text"]) == ("drafted", BODY)
+    assert restored["reply"]["text"] and len(restored["events"]) == 3

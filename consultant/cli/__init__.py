@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from .. import config as config_module
 from ..errors import ConsultantError
+from ..logs import scrub
 from ..logs import setup as setup_logging
 
 app = typer.Typer(help="CaseConsultant: email answers to medical coding questions, reviewed by people.",
@@ -101,7 +102,7 @@ def _crash_report() -> str:
     except OSError:
         folder = Path(tempfile.gettempdir())
     path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-    path.write_text(traceback.format_exc())
+    path.write_text(scrub(traceback.format_exc()))  # exception text may echo message content
     return str(path)
 
 
