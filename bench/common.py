@@ -12,6 +12,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -151,16 +152,40 @@ def consultant(*args: str) -> list[str]:
     return [str(BIN / "consultant"), *args]
 
 
+# A small interpreter starts the measured command and reports its wall time and wait4() peak RSS.
+# Linux keeps, in ru_maxrss, the high-water mark of the memory a process had before exec() too: a
+# child forked straight from this (large) bench process would report our size, not its own.
+LAUNCHER = """
+import os, signal, subprocess, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+child = subprocess.Popen(command)
+signal.signal(signal.SIGTERM, lambda *_: child.kill())
+_pid, status, usage = os.wait4(child.pid, 0)
+with open(report, "w") as out:
+    out.write(f"{time.perf_counter() - started} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def run_measured(command: list[str], env: dict, log: Path) -> tuple[float, float, int]:
-    """Run a child to its end: (wall seconds, its own peak RSS in MB, exit status). The peak comes
-    from wait4() for that one child (ru_maxrss, KiB on Linux), not from all children together."""
+    """Run a child to its end: (wall seconds, its own peak RSS in MB, exit status)."""
+    report = log.with_name(log.name + ".rusage")
     with open(log, "ab") as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL, cwd=ROOT)
-        _pid, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss / 1024, process.returncode
+        launcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, str(report), *command], env=env,
+                                    stdout=out, stderr=out, stdin=subprocess.DEVNULL, cwd=ROOT)
+        try:
+            launcher.wait()
+        except BaseException:
+            launcher.terminate()  # the launcher kills the measured command
+            launcher.wait()
+            raise
+    seconds, peak_kib, code = report.read_text().split()
+    return float(seconds), int(peak_kib) / 1024, int(code)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends a bench like Ctrl-C does: servers and temp folders are cleaned up on the way out."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def status_counts(db_url: str) -> dict[str, int]:

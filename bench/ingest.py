@@ -41,6 +41,7 @@ from common import (
     run_measured,
     seeded_database,
     status_counts,
+    stop_on_sigterm,
     worker_config,
 )
 
@@ -166,6 +167,7 @@ def main() -> None:
                              "(for bench/stages.py; the peak RSS is then not measured).")
     add_seed_option(parser)
     args = parser.parse_args()
+    stop_on_sigterm()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     sizes = [args.small, args.large] if args.scaling else [args.messages]
     results = run(sizes, dbs, args.profile.resolve() if args.profile else None, args.seeded_sqlite)

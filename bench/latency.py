@@ -32,6 +32,7 @@ from common import (
     seeded_database,
     spread_ms,
     status_counts,
+    stop_on_sigterm,
     worker_config,
 )
 
@@ -111,6 +112,7 @@ def main() -> None:
                         help="Random gap between appends, in seconds (default 0.2 1.0).")
     add_seed_option(parser)
     args = parser.parse_args()
+    stop_on_sigterm()
     from servers.dovecot import Dovecot
     from servers.postgres import PostgresCluster
 

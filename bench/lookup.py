@@ -14,13 +14,24 @@ import time
 from datetime import date
 from pathlib import Path
 
-from common import add_seed_option, emit, seeded_database  # first: it puts the repository and tests/ on sys.path
+from common import (  # first: it puts the repository and tests/ on sys.path
+    add_seed_option,
+    emit,
+    seeded_database,
+    stop_on_sigterm,
+)
 from sqlmodel import Session
 
 from consultant import checks
 from consultant.db import make_engine
 from consultant.extract import find_codes
-from consultant.importers import import_cpt, import_hcpcs, import_mue, import_pfs_rvu, import_ptp
+from consultant.importers import (
+    import_cpt,
+    import_hcpcs,
+    import_mue,
+    import_pfs_rvu,
+    import_ptp,
+)
 from consultant.lookup import Lookup
 
 QUESTION = ("Can we bill 62303 with 72128 and 62304-59, plus 99213-25 and 20610-50 the same day? "
@@ -114,6 +125,7 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only.")
     add_seed_option(parser)
     args = parser.parse_args()
+    stop_on_sigterm()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="consultant-bench-") as tmp:
         folder = Path(tmp)

@@ -27,7 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import add_seed_option, emit, imap_login, questions, seeded_database
+from common import (
+    add_seed_option,
+    emit,
+    imap_login,
+    questions,
+    seeded_database,
+    stop_on_sigterm,
+)
 
 TARGET = "ratio <= 1.5 without the Sent folder"
 
@@ -119,6 +126,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="Rounds of each; the best counts (default 2).")
     add_seed_option(parser)
     args = parser.parse_args()
+    stop_on_sigterm()
     from servers.dovecot import Dovecot
     from support import make_settings
 

@@ -17,14 +17,14 @@ from pathlib import Path
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 # (file suffix, function or None for any) -> stage, checked on every frame; the deepest match wins.
 MARKERS = [
-    ("consultant/process.py", "__init__", "startup: code index"),
+    ("consultant/process.py", "__init__", "code index (build, refresh)"),
     ("consultant/worker.py", "poll_once", "other work in poll_once"),
     ("consultant/worker.py", "_fetch", "IMAP fetch"),
     ("consultant/fetch.py", None, "IMAP fetch"),
     ("consultant/fetch.py", "_store", "storing (dedupe, create rows)"),
-    ("consultant/process.py", "run_once", "batch select + lookup refresh"),
-    ("consultant/lookup.py", "refresh", "batch select + lookup refresh"),
-    ("consultant/process.py", "_batch", "batch select + lookup refresh"),
+    ("consultant/process.py", "run_once", "batch select, attempts update"),
+    ("consultant/process.py", "_batch", "batch select, attempts update"),
+    ("consultant/lookup.py", "refresh", "code index (build, refresh)"),
     ("consultant/process.py", "_one", "per-question overhead (get, savepoint)"),
     ("consultant/process.py", "_advance", "per-question overhead (get, savepoint)"),
     ("consultant/screen.py", None, "screen"),
@@ -36,10 +36,11 @@ MARKERS = [
     ("consultant/analysis.py", "analyse", "lookup/checks"),
     ("consultant/draft.py", "draft_reply", "draft rendering"),
     ("consultant/states.py", None, "state changes (UPDATE + event)"),
+    ("consultant/states.py", "create", "storing (dedupe, create rows)"),
     ("consultant/process.py", "_index_codes", "state changes (UPDATE + event)"),
     ("consultant/process.py", "findings_json", "state changes (UPDATE + event)"),
-    ("sqlalchemy/orm/session.py", "commit", "commits"),
-    ("sqlalchemy/orm/session.py", "flush", "commits"),
+    ("sqlalchemy/orm/session.py", "commit", "commits and flushes"),
+    ("sqlalchemy/orm/session.py", "flush", "commits and flushes"),
     ("consultant/servicelog.py", None, "service log"),
     ("logging/__init__.py", "handle", "logging"),
 ]

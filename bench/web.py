@@ -19,7 +19,11 @@ import tempfile
 import time
 from datetime import timedelta
 
-from common import emit, spread_ms  # first: it puts the repository and tests/ on sys.path
+from common import (  # first: it puts the repository and tests/ on sys.path
+    emit,
+    spread_ms,
+    stop_on_sigterm,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 from sqlmodel import Session
@@ -149,6 +153,7 @@ def main() -> None:
                         help="Questions in the database (default 100000, or BENCH_QUESTIONS).")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     args = parser.parse_args()
+    stop_on_sigterm()
     from servers.postgres import PostgresCluster
 
     n, figures = args.questions, {}
