@@ -126,7 +126,15 @@ class Limits(Section):
     max_parts: int = 200
     max_depth: int = 20
     max_header_bytes: int = 64 * 1024
+    max_lines: int = 1_000_000
+    max_body_chars: int = 1_000_000
     max_attempts: int = 3
+
+    def reading(self) -> dict[str, int]:
+        """The limits read_message enforces, as its keyword arguments."""
+        return dict(max_parts=self.max_parts, max_depth=self.max_depth,
+                    max_header_bytes=self.max_header_bytes, max_lines=self.max_lines,
+                    max_body_chars=self.max_body_chars)
 
 
 class Screen(Section):

@@ -17,6 +17,7 @@ from .draft import draft_reply, safe_address
 from .extract import Findings, FoundCode, find_codes
 from .logs import error, redact, vet
 from .lookup import Lookup
+from .mimebounds import Refused, header_block
 from .models import Question, QuestionCode, RawMessage, Reply, utcnow
 from .redact import mask, masked_fields
 from .reading import UnreadableMessage, decode_header_value, parse_address, parse_msg_ids, read_message
@@ -200,13 +201,16 @@ class Processor:
             raise StageError("fetch", "the message body was never downloaded")
         if status == Status.PARSED:  # requeued after a failed draft: the reading is stored
             return self._draft(session, question, thread_of(raw.raw), findings_from_json(question))
-        headers = headers_of(raw.raw)
+        limits = self.settings.limits
+        try:  # the screen reads only the header block, and only one of a bounded size
+            headers = headers_of(header_block(raw.raw, limits.max_header_bytes))
+        except Refused as exc:
+            raise StageError("parse", exc.reason)
         verdict = screen(headers, self.settings, **recent.history(session, question.id))
         if verdict.action == "quarantine":  # the sender is kept so the operator page can show who
             raise StageError("screen", verdict.reason, from_addr=verdict.sender)
-        limits = self.settings.limits
         try:
-            reading = read_message(raw.raw, max_parts=limits.max_parts, max_depth=limits.max_depth)
+            reading = read_message(raw.raw, **limits.reading())
         except UnreadableMessage as exc:
             raise StageError("parse", exc.reason)
         redacting = self.settings.privacy.redact_identifiers

@@ -1,20 +1,30 @@
 """Read a raw email: headers decoded, body chosen and split from its history, attachments listed."""
 from __future__ import annotations
 
-import email
-import html
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
 
-import html2text
-
 from consultant.headers import (
-    clean_filename, clean_text, content_type_of, decode_bytes, decode_header_value, decode_payload,
-    guess_boundary, measure_payload, parse_address, parse_address_list, parse_date, parse_msg_ids,
-    payload_of, raw_header, unescape_8bit,
+    clean_filename,
+    clean_text,
+    content_type_of,
+    decode_bytes,
+    decode_header_value,
+    decode_payload,
+    guess_boundary,
+    measure_payload,
+    parse_address,
+    parse_address_list,
+    parse_date,
+    parse_msg_ids,
+    payload_of,
+    raw_header,
+    unescape_8bit,
 )
+from consultant.htmltext import html_to_text
+from consultant.mimebounds import Refused, header_block, parse_bounded
 from consultant.quotes import split_quoted
 
 __all__ = [
@@ -161,94 +171,6 @@ class _Walker:
 
 # --- Body text --------------------------------------------------------------------------------
 
-_QUOTE_CLASSES = frozenset({"gmail_quote", "yahoo_quoted"})
-# Outlook puts the quoted mail after these markers, not inside them.
-_REST_QUOTED_IDS = frozenset({"appendonsend", "divRplyFwdMsg", "stopSpelling",
-                              "mail-editor-reference-message-container"})
-_BARE_DASHES = re.compile(r"^--$", re.M)
-_BLANK_RUN = re.compile(r"\n{3,}")
-
-
-class _HtmlText(html2text.HTML2Text):
-    """html2text tuned to produce readable text where quoted sections become "> " lines."""
-
-    def __init__(self) -> None:
-        super().__init__(bodywidth=0)
-        self.ignore_links = True
-        self.ignore_images = True
-        self.ignore_emphasis = True
-        self.unicode_snob = True
-        self.single_line_break = True
-        # Markdown tables add "---|---" rows; plain rows with spaced cells read better.
-        self.ignore_tables = True
-        self.tag_callback = _on_tag
-        self.forced_quotes = 0
-        self.div_quotes: list[bool] = []
-        self.rest_quoted = False
-
-    def handle_data(self, data: str, entity_char: bool = False) -> None:
-        if self.quiet:  # script, style and head text is never shown; style would be CSS-parsed
-            return
-        # True skips Markdown escaping ("1\." and "\--"): this text is read, not rendered.
-        super().handle_data(data, True)
-
-    def start_quote(self) -> None:
-        self.handle_tag("blockquote", {}, True)
-        self.forced_quotes += 1
-
-
-def _on_tag(conv: _HtmlText, tag: str, attrs: dict, start: bool) -> bool | None:
-    if start and tag in ("td", "th"):
-        conv.space = True  # ignored tables would glue cells: "99213" and "1" into "992131"
-        return None
-    if not start:
-        # Stray end tags would drive html2text's counters negative and silence the rest.
-        if tag in ("head", "style", "script") and conv.quiet <= 0:
-            return True
-        if tag == "blockquote" and conv.blockquote <= conv.forced_quotes:
-            return True
-        if tag == "div" and conv.div_quotes and conv.div_quotes.pop():
-            conv.forced_quotes -= 1
-            conv.handle_tag("blockquote", {}, False)
-        return None
-    if tag not in ("div", "hr"):
-        return None
-    if tag == "div":
-        conv.div_quotes.append(False)
-    if not conv.rest_quoted and attrs.get("id") in _REST_QUOTED_IDS:
-        conv.rest_quoted = True
-        conv.start_quote()
-    elif tag == "div" and _QUOTE_CLASSES.intersection((attrs.get("class") or "").split()):
-        conv.div_quotes[-1] = True
-        conv.start_quote()
-    return None
-
-
-def _defuse(source: str) -> str:
-    """Escape each "<" whose tag does not close before the next "<"."""
-    # html.parser rescans such a tag to the end of the input at every "<": 250 KB of "<a"
-    # took over a minute. Splitting on "<" keeps the work linear.
-    if "<" not in source:
-        return source
-    pieces = source.split("<")
-    return pieces[0] + "".join(("<" if ">" in p else "&lt;") + p for p in pieces[1:])
-
-
-def html_to_text(source: str) -> tuple[str, str | None]:
-    """Convert HTML to plain text; the note says when a crude fallback had to be used."""
-    try:
-        text, note = _HtmlText().handle(_defuse(source)), None
-    except Exception:  # html2text on hostile markup; losing layout beats losing the message
-        text = html.unescape(re.sub(r"<[^<>]*>", " ", source))
-        note = "HTML could not be converted cleanly; its tags were stripped"
-    # Markdown hard breaks end lines in two spaces; rstrip per line is linear where a
-    # "[ \t]+$" regex would backtrack over long runs of spaces inside a <pre>.
-    text = "\n".join(line.rstrip(" \t") for line in text.replace("\xa0", " ").split("\n"))
-    # Trailing spaces mean nothing in HTML, so a "--" line is a signature delimiter.
-    text = _BLANK_RUN.sub("\n\n", _BARE_DASHES.sub("-- ", clean_text(text)))
-    return text.strip("\n"), note
-
-
 def _part_text(part: Message, ctype: str, defects: list[str], limit: int) -> str:
     data = decode_payload(part, defects)
     charset_match = _CHARSET_PARAM.search(raw_header(part, "content-type") or "")
@@ -313,7 +235,8 @@ def _header_lists(msg: Message, defects: list[str]) -> dict[str, list[str]]:
 
 
 def read_message(raw: bytes, *, max_parts: int = 200, max_depth: int = 20,
-                 max_body_chars: int = 1_000_000) -> Reading:
+                 max_body_chars: int = 1_000_000, max_header_bytes: int = 64 * 1024,
+                 max_lines: int = 1_000_000) -> Reading:
     """Read raw RFC 5322 bytes; raises UnreadableMessage only when an operator must look."""
     raw = bytes(raw)
     if not raw.strip():
@@ -321,12 +244,15 @@ def read_message(raw: bytes, *, max_parts: int = 200, max_depth: int = 20,
     defects: list[str] = []
     raw = _skip_preamble(raw, defects)
     try:
+        header_block(raw, max_header_bytes)
         # compat32, not policy.default: its header registry re-parses fields on every access,
         # which costs more than the parse itself; headers.py decodes what is needed.
-        msg = email.message_from_bytes(raw)
+        msg = parse_bounded(raw, max_parts=max_parts, max_depth=max_depth, max_lines=max_lines)
+    except Refused as exc:
+        raise UnreadableMessage(exc.reason) from None
     except RecursionError:
         raise UnreadableMessage(
-            f"The message nests MIME parts too deeply to parse (limit {max_depth}).") from None
+            f"The message nests MIME parts too deeply to parse (limit {max_depth}, limits.max_depth).") from None
     except Exception as exc:
         raise UnreadableMessage(f"The email parser failed ({type(exc).__name__}).") from None
     fields = _header_lists(msg, defects)
