@@ -2,6 +2,8 @@
 checker that parses a page and names every element or attribute that could run script."""
 from __future__ import annotations
 
+import secrets
+import shutil
 from email.utils import encode_rfc2231
 from html.parser import HTMLParser
 
@@ -30,6 +32,17 @@ OUR_SCRIPT = "/static/desk.js"
 DANGEROUS_TAGS = {"img", "iframe", "frame", "frameset", "object", "embed", "applet", "math", "mglyph",
                   "style", "base", "video", "audio", "source", "marquee", "xmp", "noscript", "template"}
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "data", "srcdoc", "background", "poster"}
+
+
+def database_copy(request, kind: str, folder, source: str | None = None) -> str:
+    """The URL of a new database of `kind` ("sqlite" or "postgres"): a copy of the seeded one, or of
+    `source` (a URL this function gave; on PostgreSQL nobody may be connected to it)."""
+    if kind == "sqlite":
+        path = folder / f"attacks-{secrets.token_hex(4)}.db"
+        shutil.copyfile(source.removeprefix("sqlite:///") if source else request.getfixturevalue("seeded_sqlite"), path)
+        return f"sqlite:///{path}"
+    template = source.rsplit("/", 1)[1] if source else request.getfixturevalue("pg_template")
+    return request.getfixturevalue("pg_cluster").create_database(template=template)
 
 
 def hostile_question(n: int = 1) -> bytes:

@@ -1,12 +1,12 @@
 """Attacks on the desk, part one: stored and reflected script through everything that comes from mail
 or from a form, on every page that shows it; and open redirects after login."""
-import shutil
 from urllib.parse import quote, urlsplit
 
 import pytest
 from sqlmodel import Session
 
-from attacksupport import ALL, LOCAL, PAYLOADS, SHORT, assert_inert, hostile_question, html_only_question, inspect
+from attacksupport import (ALL, LOCAL, PAYLOADS, SHORT, assert_inert, database_copy, hostile_question, html_only_question,
+                           inspect)
 from consultant import queries, review, states
 from consultant.db import make_engine
 from consultant.web.login import _safe_next
@@ -25,12 +25,7 @@ def world(request, tmp_path_factory):
     """One database per module (the pages only read it): questions in every state a page lists, each
     carrying payloads: one claimed and edited by alice, one rejected with a hostile reason, one
     quarantined and one failed with hostile reasons, one without a sender."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("attacks") / "consultant.db"
-        shutil.copyfile(request.getfixturevalue("seeded_sqlite"), path)
-        url = f"sqlite:///{path}"
-    else:
-        url = request.getfixturevalue("pg_cluster").create_database(template=request.getfixturevalue("pg_template"))
+    url = database_copy(request, request.param, tmp_path_factory.mktemp("attacks"))
     settings, engine = web_settings(url), make_engine(url)
     add_people(engine)
     orphan = mail(text(f"What about 99213? {ALL}"), From=None, Subject=f"no sender {SHORT}", Message_ID="<o@x.test>")
