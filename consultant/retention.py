@@ -64,7 +64,8 @@ def purge_mail(session: Session, days: int, now: datetime) -> int:
         for qid, attachments in session.execute(
                 select(Question.id, Question.attachments).where(Question.id.in_(ids))).all():
             # File names may name the patient; the type and size tell an auditor enough.
-            kept = [dict(content_type=a.get("content_type"), size=a.get("size")) for a in attachments or []]
+            kept = [dict(filename=None, content_type=a.get("content_type"), size=a.get("size"))
+                    for a in attachments or []]
             session.execute(update(Question).where(Question.id == qid, Question.purged_at.is_(None))
                             .values(subject=None, new_text=None, quoted_text=None, signature=None,
                                     attachments=kept, purged_at=now)

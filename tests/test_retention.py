@@ -17,6 +17,7 @@ from consultant.models import Event, Question, QuestionCode, RawMessage, Reply, 
 from consultant.process import Processor
 from consultant.send import Sender
 from consultant.sweep import Sweeper
+from mailbuild import attachment, mail, multipart, text
 from support import drafted, question_bytes, smtp_section
 from websupport import add_people, signed_in, web_settings
 
@@ -25,6 +26,9 @@ BODY = "Patient Ann Example had 62303 with 72128; is modifier 59 needed? Dx M54.
 AUTOREPLY = (b"From: Out Of Office <away@ridgeview-clinic.test>\r\nTo: ask@caseconsultant.test\r\n"
              b"Subject: Automatic reply: I am away\r\nAuto-Submitted: auto-replied\r\n"
              b"Message-ID: <away1@ridgeview-clinic.test>\r\n\r\nI am away until Monday.\r\n")
+
+WITH_SCAN = mail(multipart("mixed", text(BODY), attachment("application/pdf", b"%PDF-1.4 scan", "ann_example_mri.pdf")),
+                 Message_ID="<scan1@ridgeview-clinic.test>")
 
 
 @pytest.fixture
@@ -57,7 +61,8 @@ def world(engine, settings):
     names = ["sent", "young", "rejected", "notice_waiting", "drafted", "approved"]
     with Session(engine) as session:
         q = {name: operator.inject(session, question_bytes(n, BODY), "test", f"{n}.eml")
-             for n, name in enumerate(names, 1)}
+             for n, name in enumerate(names, 1) if name != "rejected"}
+        q["rejected"] = operator.inject(session, WITH_SCAN, "test", "scan.eml")
         q["ignored"] = operator.inject(session, AUTOREPLY, "test", "away.eml")
         q["quarantined"] = operator.inject(session, b"no header here, just words", "test", "bad.eml")
         session.commit()
@@ -102,10 +107,13 @@ def test_old_finished_questions_lose_mail_and_bodies_and_keep_the_row_and_the_tr
         assert new["events"][:-1] == old["events"]
         assert (new["events"][-1]["actor"], new["events"][-1]["action"], new["events"][-1]["reason"]) == (
             "retention", "purged", f"body purged after {DAYS} days by the retention policy")
+        assert all(a["filename"] is None for a in new["attachments"])
+        assert [a["content_type"] for a in new["attachments"]] == [a["content_type"] for a in old["attachments"]]
         if new["reply"]:
             assert (new["reply"]["text"], new["reply"]["html"], new["reply"]["subject"]) == ("", "", "")
             assert new["reply"]["sent_at"] == old["reply"]["sent_at"]
     assert after["sent"]["indexed"] == ["62303", "72128", "M54.16"]
+    assert [a["filename"] for a in before["rejected"]["attachments"]] == ["ann_example_mri.pdf"]
     for name in ("young", "notice_waiting", "drafted", "approved", "quarantined"):
         assert after[name] == before[name], name
 
@@ -154,6 +162,11 @@ def test_the_desk_shows_a_purged_question_without_its_body(engine, settings, wor
         assert page.status_code == 200
         assert f"Body purged after {DAYS} days by the retention policy" in page.text
         assert "Ann Example" not in page.text and "myelogram question" not in page.text
+        assert "ann_example_mri" not in page.text
+    shown = subprocess.run([sys.executable, "-m", "consultant", "show", str(world["rejected"])], capture_output=True,
+                           text=True, timeout=120, env=dict(os.environ, CONSULTANT_DATABASE__URL=settings.database.url))
+    assert shown.returncode == 0 and "application/pdf" in shown.stdout, shown.stdout + shown.stderr
+    assert "Ann Example" not in shown.stdout and "Traceback" not in shown.stderr
     assert "Ann Example" in alice.get(f"/questions/{world['young']}").text
 
 
