@@ -16,7 +16,9 @@ from .errors import ConfigError
 from .fetch import tls_context
 from .models import Reply
 
-PENDING, DELIVERED = b"$CCPending", b"$CCSent"
+# A copy is put in the Sent folder as PENDING, gets HANDED just before the SMTP transaction starts,
+# and DELIVERED once the server accepted it: after a crash, PENDING alone means "certainly not sent".
+PENDING, HANDED, DELIVERED = b"$CCPending", b"$CCSending", b"$CCSent"
 SMTP_OUTAGES = (OSError, socket.timeout, ssl.SSLError, smtplib.SMTPServerDisconnected,
                 smtplib.SMTPConnectError, smtplib.SMTPHeloError)
 _APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
@@ -83,32 +85,53 @@ class SentFolder:
 
     def __init__(self, client: IMAPClient, folder: str):
         self.client, self.folder = client, folder
+        self._current = False  # selected, and nothing appended since
+
+    def _select(self) -> None:
+        """Select the folder unless the view already holds every copy we put there: a SELECT costs a
+        round trip, and the one between the SMTP transaction and DELIVERED widens the window in
+        which a crash leaves a reply in doubt."""
+        if not self._current:
+            self.client.select_folder(self.folder)
+            self._current = True
 
     def put_pending(self, msg: EmailMessage) -> int | None:
+        self._current = False
         response = self.client.append(self.folder, msg.as_bytes(), flags=[b"\\Seen", PENDING])
         match = _APPENDUID.search(response if isinstance(response, bytes) else str(response).encode())
         if match:
             return int(match[1])
         return self.find(msg["Message-ID"])[0]
 
-    def find(self, message_id: str) -> tuple[int | None, bool]:
-        """(uid, delivered) of the live copy with this Message-ID, or (None, False)."""
+    def find(self, message_id: str) -> tuple[int | None, str]:
+        """The live copy with this Message-ID and how far it got: (uid, "delivered"), (uid, "handed")
+        (it went to the SMTP server, which may or may not have taken it), (uid, "pending") (it never
+        reached the server), or (None, "none")."""
         self.client.select_folder(self.folder)
+        self._current = True
         uids = self.client.search(["NOT", "DELETED", "HEADER", "Message-ID", message_id])
         if not uids:
-            return None, False
+            return None, "none"
         flags = self.client.get_flags(uids)
-        delivered = [u for u in uids if DELIVERED in flags.get(u, ())]
-        return (delivered or uids)[0], bool(delivered)
+        for flag, state in ((DELIVERED, "delivered"), (HANDED, "handed")):
+            marked = [u for u in uids if flag in flags.get(u, ())]
+            if marked:
+                return marked[0], state
+        return uids[0], "pending"
+
+    def mark_handed(self, uid: int) -> None:
+        """Just before the SMTP transaction: from now on the server may have the reply."""
+        self._select()
+        self.client.add_flags([uid], [HANDED], silent=True)
 
     def mark_delivered(self, uid: int) -> None:
-        self.client.select_folder(self.folder)
+        self._select()
         self.client.add_flags([uid], [DELIVERED], silent=True)
         self.client.remove_flags([uid], [PENDING], silent=True)
 
     def discard(self, uid: int) -> None:
-        """The server refused the reply: the copy must not claim it was sent."""
-        self.client.select_folder(self.folder)
+        """The server refused the reply (or never got it): the copy must not claim it was sent."""
+        self._select()
         self.client.add_flags([uid], [b"\\Deleted"], silent=True)
         if self.client.has_capability("UIDPLUS"):
             self.client.expunge([uid])

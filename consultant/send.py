@@ -4,9 +4,10 @@ One SMTP connection serves a batch (checked with NOOP before it is reused, reope
 dropped it). An outage (no connection can be opened) changes no state and is logged once; a reply
 whose own transaction fails (4xx, or the connection lost after MAIL began) counts an attempt and
 backs off until send.give_up_after. With smtp.sent_folder set, each reply is put in that IMAP
-folder as pending before it is sent and marked delivered after the server accepts it, so a crash
-in between is never resent blindly (see sweep.reconcile). Without it, sending is at-least-once
-with the same Message-ID.
+folder as pending, marked handed just before the SMTP transaction and delivered after the server
+accepts it, so after a crash a reply that never reached the server is sent again and one that may
+have is never resent blindly (see sweep.reconcile). Without it, sending is at-least-once with the
+same Message-ID.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
+from imapclient.exceptions import IMAPClientError
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -202,8 +204,12 @@ class Sender:
             if sent_folder is not None:
                 try:
                     copy_uid = sent_folder.put_pending(msg)
+                    if copy_uid is None:  # a copy we cannot flag could not tell how far the reply got
+                        raise IMAPClientError("the copy just put in the Sent folder cannot be found")
+                    sent_folder.mark_handed(copy_uid)  # from here on, the server may have it
                 except IMAP_OUTAGES as exc:
                     self.imap_outage.failed(exc)
+                    self._discard(sent_folder, copy_uid)
                     self._unclaim(session, reply)
                     return False
             try:

@@ -84,10 +84,11 @@ class Sweeper:
     def reconcile(self, counts: SweepCounts) -> None:
         """A reply left in `sending` by a worker that died: was it accepted before the crash?
 
-        With a Sent folder the copy tells: none (never sent) -> send again; marked delivered ->
-        sent; still pending -> the server may have taken it, so it goes to `failed` for a person
-        to check rather than risk a second copy. Without a Sent folder: send again (at-least-once,
-        same Message-ID).
+        With a Sent folder the copy tells: none, or pending only (it never reached the SMTP
+        server; the copy is removed) -> send again; marked delivered -> sent; handed but not
+        delivered -> the server may have taken it, so it goes to `failed` for a person to check
+        rather than risk a second copy. Without a Sent folder: send again (at-least-once, same
+        Message-ID).
         """
         with Session(self.engine) as session:
             stale = self._stale_replies(session)
@@ -103,8 +104,10 @@ class Sweeper:
                     return
             try:
                 for reply in stale:
-                    uid, delivered = folder.find(reply.message_id) if folder else (None, False)
-                    self._settle(session, reply, folder is not None, uid, delivered, counts)
+                    uid, state = folder.find(reply.message_id) if folder else (None, "none")
+                    if state == "pending":  # certainly not sent: the copy must not say otherwise
+                        folder.discard(uid)
+                    self._settle(session, reply, state, counts)
                     session.commit()
             except IMAP_OUTAGES as exc:
                 self.imap_outage.failed(exc)
@@ -115,16 +118,16 @@ class Sweeper:
                     except Exception:
                         pass
 
-    def _settle(self, session, reply: Reply, have_folder: bool, uid, delivered: bool, counts) -> None:
+    def _settle(self, session, reply: Reply, state: str, counts) -> None:
         reply.lease_owner = reply.lease_until = None
         answer = reply.purpose == "answer"
-        if delivered:
+        if state == "delivered":
             reply.sent_at, reply.to_send = utcnow(), False
             if answer:
                 states.transition(session, reply.question_id, Status.SENDING, Status.SENT, ACTOR,
                                   "found delivered in the Sent folder after a crash", action="reconcile")
             counts.confirmed_sent += 1
-        elif have_folder and uid is not None:
+        elif state == "handed":
             why = ("the sender stopped while this reply was with the SMTP server; it may have reached "
                    "the asker. Check, then `consultant retry` to send it again")
             reply.last_error, reply.failed_at = why, utcnow()

@@ -312,6 +312,22 @@ def test_a_crash_before_the_copy_is_marked_goes_to_failed_for_a_person_not_out_t
     assert len(smtp.messages) == 1
 
 
+def test_a_crash_after_the_copy_is_put_but_before_smtp_sends_it_again_exactly_once(
+        engine, sent_settings, smtp, imap_user, monkeypatch):
+    qid = approved(engine, sent_settings)
+    monkeypatch.setattr(SentFolder, "mark_handed", lambda self, uid: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        Sender(engine, sent_settings).run_once()
+    monkeypatch.undo()
+    assert smtp.messages == [] and [b"$CCPending" in f for f in sent_folder_copies(imap_user)] == [True]
+    expire_leases(engine)
+    assert Sweeper(engine, sent_settings).run_once().resend == 1  # it never reached the server
+    assert Sender(engine, sent_settings).run_once().sent == 1
+    assert state(engine, qid)[0] == "sent" and len(smtp.messages) == 1
+    [flags] = sent_folder_copies(imap_user)  # the unsent copy is gone, the delivered one stays
+    assert b"$CCSent" in flags
+
+
 def test_a_refused_reply_leaves_no_copy_in_the_sent_folder(engine, sent_settings, smtp, imap_user):
     approved(engine, sent_settings)
     smtp.fail_next("RCPT", 550, "No such user")

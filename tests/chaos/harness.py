@@ -4,17 +4,23 @@ with SIGKILL at seeded random moments, restart them, until a condition on the da
 API (kept stable; tests/chaos/test_*.py use it):
 
     seed = chaos_seed()                 # CHAOS_SEED from the environment, else random; printed
-    env = worker_env(tmp_path, db_url, imap_user=..., smtp=..., worker={"poll_every": "1s"}, ...)
+    env = worker_env(tmp_path, db_url, imap_user, smtp_server, worker={"poll_every": "1s"}, ...)
         # os.environ plus CONSULTANT_<SECTION>__<KEY> for the database, the IMAP account (plain on
-        # loopback), the SMTP server (plain) and any other sections given as dicts.
-    crew = Crew(tmp_path, [env] * n, seed, command=("run",))  # n workers, each with its env
+        # loopback), the SMTP server (plain) and any sections given as dicts; the account and the
+        # server are positional (either may be None), so smtp={"sent_folder": "Sent"} is a section.
+    crew = Crew(tmp_path, [env] * n, seed, command=("run",), ready="worker running")
+        # n workers, each with its env; `ready` is a line the command prints once it is set up
+        # (None: count from the start of the process)
     report = crew.run_until(done, deadline=60, kill_after=(0.5, 3.0), max_kills=40)
         # starts every worker; each one still running is SIGKILLed after a random delay drawn from
-        # random.Random(seed) (uniform over kill_after, counted from its start) and restarted at
-        # once, until done() is true, max_kills were made or the deadline passed; after max_kills
-        # the workers run on unharmed until done() or the deadline. Then every worker is stopped
+        # random.Random(seed) (uniform over kill_after, counted from the moment its output shows
+        # `ready`: on a busy machine Python's start alone can take seconds) and restarted at once,
+        # until done() is true, max_kills were made or the deadline passed; after max_kills the
+        # workers run on unharmed until done() or the deadline. Then every worker is stopped
         # with SIGTERM (SIGKILL if it does not stop within 20 s). done() is called about every
-        # 0.2 s, usually a query on the database.
+        # 0.2 s, usually a query on the database: on SQLite read through
+        # engine.execution_options(readonly=True) (a plain BEGIN), else each check waits for the
+        # worker's write lock (BEGIN IMMEDIATE) and the kills come late.
     report.done, report.kills, report.starts, report.seconds
     crew.output()                       # everything every run of every worker printed
     crew.tracebacks()                   # the output of runs that printed a Traceback
@@ -48,17 +54,18 @@ def chaos_seed() -> int:
     return seed
 
 
-def worker_env(tmp_path: Path, db_url: str, imap_user=None, smtp=None, **sections: dict) -> dict[str, str]:
+def worker_env(tmp_path: Path, db_url: str, imap_user=None, smtp_server=None, /, **sections: dict) -> dict[str, str]:
     """The environment for `python -m consultant`: os.environ plus the settings as variables."""
     values: dict[str, dict] = {"database": {"url": db_url}, "paths": {"var": str(tmp_path)}}
     if imap_user is not None:
         values["imap"] = dict(host=imap_user.host, port=imap_user.port, security="plain",
                               username=imap_user.username, password=imap_user.password)
-    if smtp is not None:
-        values["smtp"] = dict(host=smtp.host, port=smtp.port, security="plain")
+    if smtp_server is not None:
+        values["smtp"] = dict(host=smtp_server.host, port=smtp_server.port, security="plain")
     for section, keys in sections.items():
         values.setdefault(section, {}).update(keys)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULTANT_")}
+    env["PYTHONUNBUFFERED"] = "1"  # what a killed worker printed is in its log, not lost in a buffer
     for section, keys in values.items():
         for key, value in keys.items():
             env[f"CONSULTANT_{section.upper()}__{key.upper()}"] = str(value)
@@ -73,6 +80,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
         self.runs: list[Path] = []
         self.started_at = 0.0
+        self.ready_at: float | None = None
 
     def start(self) -> None:
         path = self.logs / f"{self.name}-run{len(self.runs) + 1}.log"
@@ -80,7 +88,13 @@ class WorkerProcess:
         with open(path, "wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "consultant", *self.command], env=self.env,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        self.started_at = time.monotonic()
+        self.started_at, self.ready_at = time.monotonic(), None
+
+    def is_ready(self, ready: str | None) -> bool:
+        """Whether this run has printed `ready` yet (always, when `ready` is None)."""
+        if self.ready_at is None and (ready is None or ready in self.runs[-1].read_text(errors="replace")):
+            self.ready_at = time.monotonic()
+        return self.ready_at is not None
 
     @property
     def alive(self) -> bool:
@@ -122,8 +136,8 @@ class Crew:
     """Workers to run, kill and restart; see the module docstring."""
 
     def __init__(self, tmp_path: Path, envs: Sequence[dict[str, str]], seed: int,
-                 command: Sequence[str] = ("run",)):
-        self.seed, self.rng = seed, random.Random(seed)
+                 command: Sequence[str] = ("run",), ready: str | None = "worker running"):
+        self.seed, self.rng, self.ready = seed, random.Random(seed), ready
         logs = Path(tmp_path) / "chaos-logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.workers = [WorkerProcess(logs, f"worker{i + 1}", env, command) for i, env in enumerate(envs)]
@@ -140,10 +154,10 @@ class Crew:
         report = self.report
         began = time.monotonic()
         end = began + deadline
-        due: dict[int, float] = {}
+        delay: dict[int, float] = {}
         for i, worker in enumerate(self.workers):
             self._start(worker)
-            due[i] = worker.started_at + self.rng.uniform(*kill_after)
+            delay[i] = self.rng.uniform(*kill_after)
         next_check = 0.0
         while time.monotonic() < end:
             now = time.monotonic()
@@ -156,12 +170,13 @@ class Crew:
                 if not worker.alive:  # it ended by itself: count it and start it again
                     report.exits += 1
                     self._start(worker)
-                    due[i] = worker.started_at + self.rng.uniform(*kill_after)
-                elif report.kills < max_kills and time.monotonic() >= due[i]:
+                    delay[i] = self.rng.uniform(*kill_after)
+                elif (report.kills < max_kills and worker.is_ready(self.ready)
+                      and time.monotonic() >= worker.ready_at + delay[i]):
                     worker.kill()
                     report.kills += 1
                     self._start(worker)
-                    due[i] = worker.started_at + self.rng.uniform(*kill_after)
+                    delay[i] = self.rng.uniform(*kill_after)
             time.sleep(0.02)
         self.stop()
         report.seconds = time.monotonic() - began

@@ -1,5 +1,8 @@
 """Ingest under SIGKILL: the real worker fetches and drafts 500+ questions from the real Dovecot while
 it is killed at random moments and restarted; afterwards each message is stored and drafted once."""
+import threading
+import time
+
 import pytest
 from imapclient import IMAPClient
 from sqlalchemy import func, select
@@ -10,35 +13,44 @@ from consultant.models import Event, Question, Reply
 from harness import Crew, chaos_seed, worker_env
 from support import question_bytes
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]  # minutes when the machine is busy
 
 MESSAGES = 520
+FIRST = 200  # in the inbox before the first worker starts
 
 
-def fill_inbox(imap_user, count: int) -> set[str]:
-    """APPEND `count` distinct questions in a few MULTIAPPEND commands; their Message-IDs."""
+def append(imap_user, numbers: range, chunk: int, pause: float = 0.0) -> None:
+    """APPEND the questions with these numbers, `chunk` to a MULTIAPPEND, `pause` seconds apart."""
     with IMAPClient(imap_user.host, imap_user.port, ssl=False) as client:
         client.login(imap_user.username, imap_user.password)
-        for start in range(1, count + 1, 100):
-            client.multiappend("INBOX", [question_bytes(n) for n in range(start, min(start + 100, count + 1))])
-    return {f"<q{n}@ridgeview-clinic.test>" for n in range(1, count + 1)}
+        for start in range(numbers.start, numbers.stop, chunk):
+            client.multiappend("INBOX", [question_bytes(n) for n in range(start, min(start + chunk, numbers.stop))])
+            time.sleep(pause)
 
 
 def test_every_question_is_stored_once_and_drafted_once_whatever_the_kills(sqlite_url, dovecot, imap_user, tmp_path):
     seed = chaos_seed()
-    expected = fill_inbox(imap_user, MESSAGES)
+    expected = {f"<q{n}@ridgeview-clinic.test>" for n in range(1, MESSAGES + 1)}
+    append(imap_user, range(1, FIRST + 1), 100)
+    # The rest arrives while the worker runs, so kills land in fetches as well as in processing.
+    feeder = threading.Thread(target=append, args=(imap_user, range(FIRST + 1, MESSAGES + 1), 10, 0.5))
     engine = make_engine(sqlite_url)
     env = worker_env(tmp_path, sqlite_url, imap_user,
-                     imap={"idle": "false", "batch_size": 40},
+                     imap={"idle": "false", "batch_size": 20},
                      worker={"poll_every": "1s", "batch_size": 25, "send_every": "1h", "sweep_every": "1h"},
                      screen={"max_per_hour": 100000})
 
     def drafted() -> int:
-        with Session(engine) as session:
+        with Session(engine.execution_options(readonly=True)) as session:
             return session.execute(select(func.count()).where(Question.status == "drafted")).scalar_one()
 
     with Crew(tmp_path, [env], seed) as crew:
-        report = crew.run_until(lambda: drafted() >= MESSAGES, deadline=80, kill_after=(0.8, 3.5), max_kills=60)
+        feeder.start()
+        try:
+            report = crew.run_until(lambda: drafted() >= MESSAGES, deadline=200, kill_after=(0.3, 2.5),
+                                    max_kills=20)
+        finally:
+            feeder.join()
     why = crew.describe()
     try:
         with Session(engine) as session:
