@@ -1,6 +1,6 @@
 """No patient information in the logs: a full run at DEBUG into a file (real Dovecot fetch,
 processing, review, sending through the real SMTP server with a refusal and an outage, a quarantined
-and an ignored message, and the same through `consultant` subprocesses), then every line is scanned
+and an ignored message, and the same through `consultant` subprocesses), on SQLite and PostgreSQL; then every line is scanned
 for the askers' addresses, names, subjects, body sentences and identifiers."""
 import logging
 import os
@@ -101,23 +101,23 @@ def cli(*args, env) -> subprocess.CompletedProcess:
 
 
 def test_a_full_run_at_debug_logs_no_address_name_subject_sentence_or_identifier(
-        sqlite_url, sqlite_engine, dovecot, imap_user, smtp, tmp_path, restore_logging):
+        db_url, engine, dovecot, imap_user, smtp, tmp_path, restore_logging):
     log_file = tmp_path / "consultant.log"
-    settings = make_settings(sqlite_url, imap_user, smtp=smtp_section(smtp),
+    settings = make_settings(db_url, imap_user, smtp=smtp_section(smtp),
                              log={"level": "DEBUG", "file": str(log_file)}, limits={"max_parts": 8})
     logs.setup("DEBUG", str(log_file))
     for n, asker in enumerate(ASKERS[:4], 1):
         dovecot.deliver(imap_user, question(n, asker))
     dovecot.deliver(imap_user, autoreply())
     dovecot.deliver(imap_user, too_many_parts())
-    worker = Worker(sqlite_engine, settings)
+    worker = Worker(engine, settings)
     try:
         processed = worker.poll_once().processed
     finally:
         worker.close()
     assert (processed.drafted, processed.ignored, processed.quarantined) == (4, 1, 1)
 
-    with Session(sqlite_engine) as session:  # approve one, edit one, reject one with a notice
+    with Session(engine) as session:  # approve one, edit one, reject one with a notice
         for qid in (1, 2, 3, 4):
             review.claim(session, qid, "bob", 30)
         review.approve(session, 1, "bob", 30)
@@ -125,21 +125,21 @@ def test_a_full_run_at_debug_logs_no_address_name_subject_sentence_or_identifier
         review.reject(session, 3, "bob", "asked twice", 30, notify=True, templates=settings.templates_dir(),
                       service_name="CaseConsultant", domain="caseconsultant.test")
         session.commit()
-    sender = Sender(sqlite_engine, settings, owner="sender-1")
+    sender = Sender(engine, settings, owner="sender-1")
     smtp.stop()  # an outage first: nothing goes, it is logged once
     assert sender.run_once().sent == 0
     smtp.start()
     assert sender.run_once().sent == 3
     # A refusal that echoes the recipient and more, as real servers do.
-    with Session(sqlite_engine) as session:
+    with Session(engine) as session:
         review.approve(session, 4, "bob", 30)
         session.commit()
     smtp.fail_next("RCPT", 550, f"5.1.1 <{ASKERS[3][1]}>: no such user ({ASKERS[3][0]}, fax 770-555-0107)")
-    assert Sender(sqlite_engine, settings, owner="sender-1").run_once().failed == 1
+    assert Sender(engine, settings, owner="sender-1").run_once().failed == 1
 
     # The same paths through the command line, logging into the same file.
     dovecot.deliver(imap_user, question(5, ASKERS[4]))
-    env = {"CONSULTANT_DATABASE__URL": sqlite_url, "CONSULTANT_PATHS__VAR": str(tmp_path),
+    env = {"CONSULTANT_DATABASE__URL": db_url, "CONSULTANT_PATHS__VAR": str(tmp_path),
            "CONSULTANT_LOG__LEVEL": "DEBUG", "CONSULTANT_LOG__FILE": str(log_file),
            "CONSULTANT_IMAP__HOST": imap_user.host, "CONSULTANT_IMAP__PORT": str(imap_user.port),
            "CONSULTANT_IMAP__SECURITY": "plain", "CONSULTANT_IMAP__USERNAME": imap_user.username,
