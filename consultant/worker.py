@@ -10,8 +10,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from .backoff import Backoff
 from .config import Settings
-from .fetch import IMAP_OUTAGES, FetchCounts, Fetcher, connect
+from .fetch import IMAP_OUTAGES, FetchCounts, Fetcher, connect, disconnect
 from .leader import Leadership
 from .logs import OncePerOutage, error, log
 from .models import utcnow
@@ -46,7 +47,11 @@ class Worker:
         self.sweeper = Sweeper(engine, settings)
         self.imap_outage = Watch("IMAP server")
         self.db_outage = OncePerOutage("database")
-        self.servicelog = ServiceLog(engine)
+        # The service log reports a database outage through the same watch: one line per outage.
+        self.servicelog = ServiceLog(engine, outage=self.db_outage)
+        # While IMAP (or SMTP, or the Sent folder) is known down, runs skip it with a growing wait.
+        self.imap_backoff = Backoff(settings.worker.poll_every)
+        self.send_backoff = Backoff(settings.worker.send_every)
         self.last_poll: PollResult | None = None
         self._wake_poll: Callable[[], None] = lambda: None
 
@@ -56,10 +61,13 @@ class Worker:
     def poll_once(self) -> PollResult:
         """Fetch what is new, then process until nothing is waiting (or we are told to stop)."""
         started = utcnow()
-        self.imap_outage.reset()
         result = PollResult()
-        if self.fetch_mail:
+        if self.fetch_mail and self.imap_backoff.ready():
+            self.imap_outage.reset()
             result.fetched, result.imap_ok = self._fetch()
+            self.imap_backoff.settle(self.imap_outage.answered)
+        elif self.fetch_mail:  # IMAP is down and its wait is not over: the last answer stands
+            result.imap_ok = False
         try:
             result.processed = self.processor.run_until_done()
             self.db_outage.ok()
@@ -85,26 +93,24 @@ class Worker:
             return FetchCounts(), False
 
     def _fetch_as_leader(self) -> tuple[FetchCounts, bool]:
+        counts = FetchCounts()  # what was committed before an outage cut the run short still counts
         try:
             client = connect(self.settings.imap)
         except IMAP_OUTAGES as exc:
             self.imap_outage.failed(exc)
-            return FetchCounts(), False
+            return counts, False
         try:
-            counts = self.fetcher.run_once(client)
+            self.fetcher.run_once(client, counts)
             self.imap_outage.ok()
             return counts, True
         except IMAP_OUTAGES as exc:
             self.imap_outage.failed(exc)
-            return FetchCounts(), False
+            return counts, False
         except OperationalError as exc:
             self.db_outage.failed(exc)
-            return FetchCounts(), False
+            return counts, False
         finally:
-            try:
-                client.logout()
-            except Exception:  # the connection may already be gone
-                pass
+            disconnect(client)  # the connection may already be gone
 
     def poll_job(self) -> None:
         """Loop while IDLE keeps signalling, so a message that lands mid-poll is not left waiting."""
@@ -122,18 +128,23 @@ class Worker:
     def send_job(self) -> SendCounts:
         """Send until nothing is due (a full batch means more may be waiting); one service-log row."""
         started, total, problem = utcnow(), SendCounts(), None
+        if not self.send_backoff.ready():
+            return total  # a server it needs is down and its wait is not over: no connection, no row
         for watch in (self.sender.smtp_outage, self.sender.imap_outage):
             watch.reset()
         try:
             total = self.sender.run_until_done()
+            self.db_outage.ok()
         except OperationalError as exc:
             self.db_outage.failed(exc)
             problem = "database unreachable"
         except Exception as exc:
             error.exception("send failed")
             problem = f"internal error: {type(exc).__name__}"
-        smtp = self.sender.smtp_outage
-        problem = problem or self.sender.imap_outage.problem or smtp.problem
+        smtp, sent_folder = self.sender.smtp_outage, self.sender.imap_outage
+        answers = (smtp.answered, sent_folder.answered)
+        self.send_backoff.settle(False if False in answers else (True if True in answers else None))
+        problem = problem or sent_folder.problem or smtp.problem
         self.servicelog.record("send", started, ok=problem is None, server_ok=smtp.answered,
                                counts=counts_of(total), error=problem)
         return total
@@ -142,6 +153,7 @@ class Worker:
         started, counts, problem = utcnow(), None, None
         try:
             counts = self.sweeper.run_once()
+            self.db_outage.ok()
         except OperationalError as exc:
             self.db_outage.failed(exc)
             problem = "database unreachable"
