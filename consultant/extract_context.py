@@ -116,17 +116,20 @@ _STATES = (
     " NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU"
 ).split()
 
+# Runs of blanks are matched possessively ("*+"): what follows each run cannot start with a blank,
+# so giving some back never helps, and trying every split made a long run of spaces cost
+# milliseconds per candidate (a million-character body of indented numbers took minutes).
 LEFT_CONTEXT = re.compile(
     rf"""
       (?:[ ]?[$€£¥]|[ ]?(?i:dsu|rue|pbg)(?!\w))(?P<currency>)
-    | [ \t]*[:.\#]?[ \t]*(?:(?:\#|(?i:\.?on|\.?son|rebmun|mun|rbn|sdi|di|edoc)(?=[ \t]))[ \t]*)*
+    | [ \t]*+[:.\#]?[ \t]*+(?:(?:\#|(?i:\.?on|\.?son|rebmun|mun|rbn|sdi|di|edoc)(?=[ \t]))[ \t]*)*
       (?i:{_reversed(_ID_LABELS)})(?!\w)(?P<label>)
     | [ \t]*\#[ \t]*(?:(?i:tpc|scpch|sedoc|edoc|dci)(?!\w)(?P<codeword>)|(?P<hash>))
     | [ \t]*(?:[:\#=-][ \t]*)?(?:(?i:si|saw|fo|era)[ \t]+)?(?:[:\#=-][ \t]*)?
       (?i:(?:s?edoc[ ])?(?:(?:(?:mc[ -]?)?01[ -]?)?dci|xdd|xd|gaid|s[ie]songaid))(?!\w)(?P<dx>)
     | [ \t]+,?\.?(?:{'|'.join(s[::-1] for s in _STATES)})(?!\w)(?P<state>)
     | [ \t]+(?i:fo[ \t]+)?(?:(?i:s?tinu|u)[ \t]*|[xX×][ \t]*)(?P<units>[0-9]{{1,3}})(?![\w.,])
-    | -?[ \t]*[:\#]?[ \t]*(?i:s?reifidom|s?dom)(?!\w)(?P<modword>)
+    | -?[ \t]*+[:\#]?[ \t]*+(?i:s?reifidom|s?dom)(?!\w)(?P<modword>)
     | -(?![\w\-–.])(?P<dash>)
     """,
     re.VERBOSE,
