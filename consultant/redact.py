@@ -37,8 +37,8 @@ _DATE = (rf"(?P<v>[0-9]{{1,2}}[/.-][0-9]{{1,2}}[/.-](?:[0-9]{{4}}|[0-9]{{2}})"
          rf"|(?:{_MONTHS})\.?[ \t]+[0-9]{{1,2}}(?:st|nd|rd|th)?,?[ \t]+[0-9]{{4}}"
          rf"|[0-9]{{1,2}}(?:st|nd|rd|th)?[ \t]+(?:of[ \t]+)?(?:{_MONTHS})\.?,?[ \t]+[0-9]{{4}})(?![\w/])")
 BIRTH = re.compile(
-    rf"(?i)(?<!\w)(?:dob|d\.o\.b\.?|date[ \t]+of[ \t]+birth|birth[ \t]*date|birthday|born(?:[ \t]+on)?)"
-    rf"[ \t]*(?:[:#=-]|is\b|was\b)?[ \t]*" + _DATE)
+    r"(?i)(?<!\w)(?:dob|d\.o\.b\.?|date[ \t]+of[ \t]+birth|birth[ \t]*date|birthday|born(?:[ \t]+on)?)"
+    r"[ \t]*(?:[:#=-]|is\b|was\b)?[ \t]*" + _DATE)
 
 SSN = re.compile(r"(?<![\w/.-])(?P<v>[0-9]{3}([- ])[0-9]{2}\2[0-9]{4})(?![\w/-]|\.[0-9])")
 

@@ -1,7 +1,7 @@
 """No patient information in the logs: a full run at DEBUG into a file (real Dovecot fetch,
 processing, review, sending through the real SMTP server with a refusal and an outage, a quarantined
-and an ignored message, and the same through `consultant` subprocesses), on SQLite and PostgreSQL; then every line is scanned
-for the askers' addresses, names, subjects, body sentences and identifiers."""
+and an ignored message, and the same through `consultant` subprocesses) on SQLite and PostgreSQL,
+then every line scanned for the askers' addresses, names, subjects, body sentences and identifiers."""
 import logging
 import os
 import subprocess
@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+from support import make_settings, smtp_section
 
 from consultant import logs, review
 from consultant.logs import scrub
 from consultant.models import Question, utcnow
 from consultant.send import Sender
 from consultant.worker import Worker
-from support import make_settings, smtp_section
 
 # (name, address, subject, sentences, identifiers): every one of them made up.
 ASKERS = [
@@ -162,7 +162,8 @@ def test_a_full_run_at_debug_logs_no_address_name_subject_sentence_or_identifier
     scan(text, "the log")
     # The log is not empty: the decisions are there, with senders redacted and ids as the key.
     for expected in ("question 1 drafted as", "ignored by", "quarantined at", "sent to p***@lakeside-ortho.test",
-                     "unreachable", "question 4: answer failed: SMTP 550: 5.1.1 (server text not logged)", "question 7"):
+                     "unreachable", "question 4: answer failed: SMTP 550: 5.1.1 (server text not logged)",
+                     "question 7"):
         assert expected in text, expected
 
 

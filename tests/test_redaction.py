@@ -1,7 +1,9 @@
 """Identifier masking: what it masks, what coders ask about that it keeps, and, with
 privacy.redact_identifiers on, what the reviewer and the draft see."""
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlmodel import Session
 
 from consultant import queries
@@ -117,12 +119,12 @@ def test_no_identifier_digit_survives_between_codes(pieces, seps):
 
 
 QUESTION = (
-    "From: Jane Doe <jane.doe@ridgeview.test>\r\nTo: ask@caseconsultant.test\r\n"
-    "Subject: 99213 for MRN 00123456\r\nMessage-ID: <red1@ridgeview.test>\r\n\r\n"
-    "Patient DOB 01/02/1960, MRN: 00123456, member ID W123456789, call me at (404) 555-0199.\r\n"
-    "DOS 03/14/2025: can I bill 99213-25 with 20610 and J1100 x2? Dx M54.16\r\n\r\n"
-    "Jane Doe, CPC\r\nRidgeview Clinic, fax 404-555-0123\r\n\r\n"
-    "On Mon, Mar 2, 2026 Ask wrote:\r\n> SSN 123-45-6789 was in the last one, 99214.\r\n").encode()
+    b"From: Jane Doe <jane.doe@ridgeview.test>\r\nTo: ask@caseconsultant.test\r\n"
+    b"Subject: 99213 for MRN 00123456\r\nMessage-ID: <red1@ridgeview.test>\r\n\r\n"
+    b"Patient DOB 01/02/1960, MRN: 00123456, member ID W123456789, call me at (404) 555-0199.\r\n"
+    b"DOS 03/14/2025: can I bill 99213-25 with 20610 and J1100 x2? Dx M54.16\r\n\r\n"
+    b"Jane Doe, CPC\r\nRidgeview Clinic, fax 404-555-0123\r\n\r\n"
+    b"On Mon, Mar 2, 2026 Ask wrote:\r\n> SSN 123-45-6789 was in the last one, 99214.\r\n")
 SECRETS = ("00123456", "W123456789", "01/02/1960", "555-0199", "555-0123", "123-45-6789")
 
 

@@ -7,8 +7,11 @@ import sys
 from datetime import timedelta
 
 import pytest
+from mailbuild import attachment, mail, multipart, text
 from sqlalchemy import func, select, update
 from sqlmodel import Session
+from support import drafted, question_bytes, smtp_section
+from websupport import add_people, signed_in, web_settings
 
 from consultant import operator, queries, review
 from consultant.accounts import LoginEvent
@@ -17,9 +20,6 @@ from consultant.models import Event, Question, QuestionCode, RawMessage, Reply, 
 from consultant.process import Processor
 from consultant.send import Sender
 from consultant.sweep import Sweeper
-from mailbuild import attachment, mail, multipart, text
-from support import drafted, question_bytes, smtp_section
-from websupport import add_people, signed_in, web_settings
 
 DAYS = 30
 BODY = "Patient Ann Example had 62303 with 72128; is modifier 59 needed? Dx M54.16"
@@ -86,7 +86,8 @@ def _snapshot(engine, qid) -> dict:
     with Session(engine) as session:
         d = queries.detail(session, qid)
         d["raw"] = session.get(RawMessage, qid) is not None
-        d["indexed"] = sorted(session.execute(select(QuestionCode.code).where(QuestionCode.question_id == qid)).scalars())
+        d["indexed"] = sorted(session.execute(
+            select(QuestionCode.code).where(QuestionCode.question_id == qid)).scalars())
         d["purged_at"] = session.get(Question, qid).purged_at
         return d
 
@@ -174,7 +175,8 @@ def _restored(url: str, qid: int) -> dict:
     """What the README's restore check shows: `consultant stats` and `show` on the restored copy."""
     env = dict(os.environ, CONSULTANT_DATABASE__URL=url)
     stats, show = (subprocess.run([sys.executable, "-m", "consultant", *args], env=env, capture_output=True,
-                                  text=True, timeout=120) for args in (["stats", "--json"], ["show", str(qid), "--json"]))
+                                  text=True, timeout=120)
+                   for args in (["stats", "--json"], ["show", str(qid), "--json"]))
     assert stats.returncode == 0 and show.returncode == 0, stats.stderr + show.stderr
     return json.loads(show.stdout)
 
