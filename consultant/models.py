@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -26,6 +26,9 @@ class Question(SQLModel, table=True):
         UniqueConstraint("account", "mailbox", "uidvalidity", "uid", name="uq_question_imap_key"),
         Index("ix_question_status_id", "status", "id"),
         Index("ix_question_sender_received", "from_addr", "received_at"),
+        # What retention may still purge: finished questions not purged yet, oldest first.
+        Index("ix_question_unpurged", "status", "updated_at", sqlite_where=text("purged_at IS NULL"),
+              postgresql_where=text("purged_at IS NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
