@@ -72,9 +72,25 @@ class OncePerOutage:
             log.info("%s reachable again", self.what)
 
 
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def uvicorn_config(level: str = "INFO", file: str = "") -> dict:
+    """uvicorn's log_config: its error log (tracebacks of failed requests) and access log go
+    through the same scrubbing, to the same place as ours."""
+    handler = {"class": "logging.FileHandler", "filename": file} if file else {
+        "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"scrubbed": {"()": ScrubbingFormatter, "fmt": FORMAT}},
+            "handlers": {"default": dict(handler, formatter="scrubbed")},
+            "loggers": {"uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
+                        "uvicorn.error": {"level": level},
+                        "uvicorn.access": {"handlers": ["default"], "level": level, "propagate": False}}}
+
+
 def setup(level: str = "INFO", file: str = "") -> None:
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(ScrubbingFormatter(FORMAT))
     root = logging.getLogger("consultant")
     root.handlers[:] = [handler]
     root.setLevel(level)

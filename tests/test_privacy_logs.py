@@ -77,7 +77,7 @@ def forbidden() -> list[str]:
 
 @pytest.fixture
 def restore_logging():
-    names = ("consultant", *logs.THIRD_PARTY)
+    names = ("consultant", *logs.THIRD_PARTY, "uvicorn", "uvicorn.error", "uvicorn.access")
     saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level, logging.getLogger(n).propagate)
              for n in names}
     yield
@@ -198,3 +198,19 @@ def test_every_line_is_scrubbed(line, kept, gone):
     out = scrub(line)
     assert kept in out
     assert gone is None or gone not in out
+
+
+def test_the_desks_server_logs_through_the_same_scrubbing(tmp_path, restore_logging):
+    import logging.config
+
+    log_file = tmp_path / "web.log"
+    logging.config.dictConfig(logs.uvicorn_config("INFO", str(log_file)))
+    name, address, subject, sentences, identifiers = ASKERS[2]
+    try:
+        raise ValueError(f"{sentences[0]} {identifiers[0]} {address}")
+    except ValueError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /questions/3 HTTP/1.1" 200')
+    text = log_file.read_text()
+    assert "Exception in ASGI application" in text and "GET /questions/3" in text
+    assert "ID **********" in text and "a***@riverbend-fp.test" in text

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import typer
 
+from ..logs import uvicorn_config
 from . import STATE, app, console
 
 
@@ -21,4 +22,4 @@ def web(host: str = typer.Option(None, "--host", help="Listen here (default: web
     # proxy_headers: behind a TLS proxy on this machine, X-Forwarded-Proto makes cookies Secure and
     # X-Forwarded-For gives the address that login throttling counts.
     uvicorn.run(desk, host=host, port=port, proxy_headers=True, log_level=settings.log.level.lower(),
-                server_header=False)
+                server_header=False, log_config=uvicorn_config(settings.log.level, settings.log.file))
