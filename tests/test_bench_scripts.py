@@ -56,6 +56,7 @@ def report(runs, name: str) -> dict:
     return figures
 
 
+@pytest.mark.slow
 def test_ingest_drafts_every_question_and_reports_rate_ratio_and_peak_rss(runs):
     figures = report(runs, "ingest")
     assert (figures["n"], figures["db"], figures["statuses"]) == (20, "sqlite", {"drafted": 20})
@@ -66,12 +67,14 @@ def test_ingest_drafts_every_question_and_reports_rate_ratio_and_peak_rss(runs):
     assert figures["peak_rss_mb"] >= figures["startup_rss_mb"] * 0.5
 
 
+@pytest.mark.slow
 def test_latency_times_every_question_from_append_to_drafted(runs):
     figures = report(runs, "latency")
     assert (figures["n"], figures["drafted"], figures["all_drafted"], figures["idle"]) == (5, 5, True, True)
     assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
 
 
+@pytest.mark.slow
 def test_send_compares_the_sender_with_a_bare_loop_with_and_without_the_sent_folder(runs):
     figures = report(runs, "send")
     assert figures["n"] == 20
@@ -79,6 +82,7 @@ def test_send_compares_the_sender_with_a_bare_loop_with_and_without_the_sent_fol
     assert figures["sent_folder"]["ratio"] > 0 and figures["sent_folder"]["ratio_to_bare_with_append"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, keys", [("extract", ("mb_per_s", "rate_per_s")),
                                         ("lookup", ("rate_per_s",)),
                                         ("web", ("p95_ms",))])
