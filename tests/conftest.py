@@ -70,3 +70,10 @@ def sqlite_engine(sqlite_url):
     engine = make_engine(sqlite_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url):
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()

@@ -7,7 +7,6 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from consultant import operator
-from consultant.db import make_engine
 from consultant.leader import Leadership, lock_key
 from consultant.models import Question, utcnow
 from consultant.process import Processor
@@ -28,13 +27,6 @@ def rows(engine, ids):
     with Session(engine) as session:
         found = session.execute(select(Question).where(Question.id.in_(ids)).order_by(Question.id)).scalars()
         return [(q.attempts, q.processing_by, q.processing_until is not None) for q in found]
-
-
-@pytest.fixture
-def pg_engine(pg_url):
-    engine = make_engine(pg_url)
-    yield engine
-    engine.dispose()
 
 
 @postgres

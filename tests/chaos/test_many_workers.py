@@ -4,6 +4,7 @@ exactly once, every process does some of each, and only one process at a time fe
 import re
 import time
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 from imapclient import IMAPClient
@@ -11,7 +12,6 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from consultant import review
-from consultant.db import make_engine
 from consultant.models import Event, Question, Reply
 from harness import Crew, worker_env
 from support import drafted_all, make_settings, question_bytes
@@ -50,12 +50,11 @@ def wait_until(condition, timeout: float, what) -> None:
 
 @pytest.mark.timeout(720)  # a minute or two on a quiet machine; several when other tests load it
 def test_three_workers_share_the_inbox_and_the_outbox_and_never_do_anything_twice(
-        pg_url, dovecot, imap_user, smtp, tmp_path):
-    t0 = time.monotonic()
-    engine = make_engine(pg_url)
+        pg_url, pg_engine, dovecot, imap_user, smtp, tmp_path):
+    t0, engine = time.monotonic(), pg_engine
     settings = make_settings(pg_url, screen={"max_per_hour": 100000})
     to_send = approved_replies(engine, settings, range(100001, 100001 + REPLIES))
-    print(f"seeded in {time.monotonic() - t0:.1f}s")
+    seeding = time.monotonic() - t0
     env = worker_env(tmp_path, pg_url, imap_user, smtp, imap={"idle": "false", "batch_size": 250},
                      worker={"poll_every": "1s", "send_every": "1s", "batch_size": 25},
                      send={"batch_size": 10}, screen={"max_per_hour": 100000}, log={"level": "DEBUG"})
@@ -73,9 +72,8 @@ def test_three_workers_share_the_inbox_and_the_outbox_and_never_do_anything_twic
         for worker in crew.workers:
             worker.start()
         wait_until(lambda: all(w.is_ready(crew.ready) for w in crew.workers), 60, "the workers to start")
-        print(f"ready after {time.monotonic() - began:.1f}s")
+        starting = time.monotonic() - began
         expected = fill_inbox(imap_user, range(1, QUESTIONS + 1))  # all polling by now
-        print(f"filled after {time.monotonic() - began:.1f}s")
         wait_until(lambda: drafted() >= QUESTIONS and len(smtp.messages) >= REPLIES, 420,
                    lambda: f"{QUESTIONS} drafts and {REPLIES} replies: {drafted()} drafted, "
                            f"{len(smtp.messages)} received")
@@ -83,17 +81,13 @@ def test_three_workers_share_the_inbox_and_the_outbox_and_never_do_anything_twic
         seconds = time.monotonic() - began
         exits = [w.proc.returncode for w in crew.workers]
         owners = {f":{w.proc.pid}": w for w in crew.workers}
-    try:
-        with Session(engine) as session:
-            inbox = session.execute(select(Question.id, Question.message_id)
-                                    .where(Question.account != "inject")).all()
-            statuses = dict(session.execute(select(Question.status, func.count()).group_by(Question.status)).all())
-            replies = Counter(session.execute(select(Reply.question_id)).scalars())
-            drafts = Counter(session.execute(select(Event.question_id).where(Event.to_status == "drafted")).scalars())
-            senders = dict(session.execute(select(Event.actor, func.count()).where(
-                Event.action == "send", Event.to_status == "sent").group_by(Event.actor)).all())
-    finally:
-        engine.dispose()
+    with Session(engine) as session:
+        inbox = session.execute(select(Question.id, Question.message_id).where(Question.account != "inject")).all()
+        statuses = dict(session.execute(select(Question.status, func.count()).group_by(Question.status)).all())
+        replies = Counter(session.execute(select(Reply.question_id)).scalars())
+        drafts = Counter(session.execute(select(Event.question_id).where(Event.to_status == "drafted")).scalars())
+        senders = dict(session.execute(select(Event.actor, func.count()).where(
+            Event.action == "send", Event.to_status == "sent").group_by(Event.actor)).all())
     assert not crew.tracebacks(), crew.tracebacks()[-4000:]
     assert exits == [0] * WORKERS, exits
     # Stored once: 2,000 rows, one per Message-ID appended, none quarantined.
@@ -115,8 +109,9 @@ def test_three_workers_share_the_inbox_and_the_outbox_and_never_do_anything_twic
     # One fetch at a time: the intervals in which a process held the poll lead never overlap,
     # and the lead was contended (some polls skipped the fetch), so that means something.
     leads = sorted((float(a), float(b)) for w in crew.workers for a, b in LEAD.findall(w.output()))
-    assert leads and all(end <= start for (_, end), (start, _) in zip(leads, leads[1:])), leads
+    assert leads and all(end <= start for (_, end), (start, _) in pairwise(leads)), leads
     skipped = sum(w.output().count("this poll skips the fetch") for w in crew.workers)
     assert skipped > 0
-    print(f"{QUESTIONS} questions, {REPLIES} replies, {WORKERS} workers in {seconds:.1f}s; "
+    print(f"seeded in {seeding:.1f}s; {WORKERS} workers started in {starting:.1f}s; "
+          f"{QUESTIONS} questions and {REPLIES} replies done {seconds:.1f}s after the start; "
           f"(drafted, sent) per process: {sorted(shares.values())}; {len(leads)} fetches led, {skipped} skipped")
