@@ -141,7 +141,11 @@ class Processor:
                        Question.processing_by == self.owner)
             query = query.where(free).with_for_update(skip_locked=True)
         with Session(self.engine) as session:
-            ids = list(session.execute(query.order_by(Question.id).limit(limit)).scalars())
+            # Retried ones fewest attempts first: the one a worker just died on waits behind those
+            # it has not been tried alone yet, so a worker killed again and again (a crash loop, a
+            # deploy) spreads the blame instead of charging whichever message happens to come first.
+            order = (Question.attempts, Question.id) if retried else (Question.id,)
+            ids = list(session.execute(query.order_by(*order).limit(limit)).scalars())
             if ids:
                 until = now + timedelta(seconds=self.settings.worker.lease)
                 session.execute(update(Question).where(Question.id.in_(ids))
