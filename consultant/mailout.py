@@ -1,10 +1,13 @@
 """Outgoing mail: build a reply from our own values only, connect to SMTP, keep a copy in Sent."""
 from __future__ import annotations
 
+import io
 import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
@@ -16,7 +19,7 @@ from .errors import ConfigError
 from .fetch import tls_context
 from .models import Reply
 
-# A copy is put in the Sent folder as PENDING, gets HANDED just before the SMTP transaction starts,
+# A copy is put in the Sent folder as PENDING, gets HANDED just before the message data goes out,
 # and DELIVERED once the server accepted it: after a crash, PENDING alone means "certainly not sent".
 PENDING, HANDED, DELIVERED = b"$CCPending", b"$CCSending", b"$CCSent"
 SMTP_OUTAGES = (OSError, socket.timeout, ssl.SSLError, smtplib.SMTPServerDisconnected,
@@ -40,6 +43,46 @@ def connect_smtp(smtp: Smtp) -> smtplib.SMTP:
                               "(CONSULTANT_SMTP__PASSWORD or smtp.password_file)")
         client.login(smtp.username, password)
     return client
+
+
+def transmit(client: smtplib.SMTP, msg: EmailMessage, from_addr: str, to_addr: str,
+             before_data: Callable[[], None]) -> None:
+    """What smtplib's send_message does for one ASCII recipient, in steps: MAIL and RCPT, then
+    `before_data()`, then DATA. Nothing can be delivered before the server has the message data, so
+    until before_data() returns, a crash leaves the reply certainly unsent. Refusals raise the
+    exceptions sendmail raises; if before_data() raises, the envelope is reset and it propagates."""
+    with io.BytesIO() as flat:
+        BytesGenerator(flat, policy=msg.policy).flatten(msg, linesep="\r\n")
+        data = flat.getvalue()
+    client.ehlo_or_helo_if_needed()
+    code, words = client.mail(from_addr)
+    if code != 250:
+        _reset(client, code)
+        raise smtplib.SMTPSenderRefused(code, words, from_addr)
+    code, words = client.rcpt(to_addr)
+    if code not in (250, 251):
+        _reset(client, code)
+        raise smtplib.SMTPRecipientsRefused({to_addr: (code, words)})
+    try:
+        before_data()
+    except Exception:
+        _reset(client, None)
+        raise
+    code, words = client.data(data)
+    if code != 250:
+        _reset(client, code)
+        raise smtplib.SMTPDataError(code, words)
+
+
+def _reset(client: smtplib.SMTP, code: int | None) -> None:
+    """Abandon the transaction: RSET, or close after a 421 (the server is closing anyway)."""
+    if code == 421:
+        client.close()
+        return
+    try:
+        client.rset()
+    except (smtplib.SMTPException, OSError):
+        pass
 
 
 def paragraphs(text: str) -> list[str]:

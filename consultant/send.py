@@ -4,10 +4,10 @@ One SMTP connection serves a batch (checked with NOOP before it is reused, reope
 dropped it). An outage (no connection can be opened) changes no state and is logged once; a reply
 whose own transaction fails (4xx, or the connection lost after MAIL began) counts an attempt and
 backs off until send.give_up_after. With smtp.sent_folder set, each reply is put in that IMAP
-folder as pending, marked handed just before the SMTP transaction and delivered after the server
-accepts it, so after a crash a reply that never reached the server is sent again and one that may
-have is never resent blindly (see sweep.reconcile). Without it, sending is at-least-once with the
-same Message-ID.
+folder as pending, marked handed just before the message data goes to the server (after MAIL and
+RCPT) and delivered once the server accepted it, so after a crash a reply that never reached the
+server is sent again and one that may have is never resent blindly (see sweep.reconcile). Without
+it, sending is at-least-once with the same Message-ID.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
 from .fetch import disconnect
 from .logs import error, redact, vet, without_server_text
-from .mailout import SMTP_OUTAGES, SentFolder, build, connect_smtp
+from .mailout import SMTP_OUTAGES, SentFolder, build, connect_smtp, transmit
 from .models import Question, Reply, utcnow
 from .servicelog import Watch
 from .states import Status
@@ -42,6 +42,10 @@ class SendCounts:
     retrying: int = 0
     failed: int = 0
     skipped: int = 0
+
+
+class _FolderLost(Exception):
+    """The Sent folder could not be marked before the message data went to the SMTP server."""
 
 
 def worker_id() -> str:
@@ -206,14 +210,24 @@ class Sender:
                     copy_uid = sent_folder.put_pending(msg)
                     if copy_uid is None:  # a copy we cannot flag could not tell how far the reply got
                         raise IMAPClientError("the copy just put in the Sent folder cannot be found")
-                    sent_folder.mark_handed(copy_uid)  # from here on, the server may have it
                 except IMAP_OUTAGES as exc:
                     self.imap_outage.failed(exc)
-                    self._discard(sent_folder, copy_uid)
                     self._unclaim(session, reply)
                     return False
+
+            def handed() -> None:  # after MAIL and RCPT, before the data: from here the server may have it
+                if sent_folder is not None:
+                    try:
+                        sent_folder.mark_handed(copy_uid)
+                    except IMAP_OUTAGES as exc:
+                        raise _FolderLost() from exc
             try:
-                smtp.send_message(msg, from_addr=self.settings.service.address, to_addrs=[reply.to_addr])
+                transmit(smtp, msg, self.settings.service.address, reply.to_addr, handed)
+            except _FolderLost as lost:  # nothing was handed to the SMTP server
+                self.imap_outage.failed(lost.__cause__)
+                self._discard(sent_folder, copy_uid)
+                self._unclaim(session, reply)
+                return False
             except (smtplib.SMTPException, *SMTP_OUTAGES) as exc:
                 code, words = _smtp_code(exc)
                 self._discard(sent_folder, copy_uid)
