@@ -146,6 +146,16 @@ def test_every_state_changing_route_refuses_a_missing_wrong_or_foreign_token(set
         assert response.status_code != 403, f"{method} {url} refuses even its own token"
 
 
+def test_no_get_route_changes_anything(settings, engine, qid):
+    """GET carries no token, so it must be safe: a link or an <img> on another site cannot act."""
+    ada, before, visited = signed_in(settings, engine, "ada"), snapshot(engine), 0
+    for route in api_routes(ada):
+        if "GET" in route.methods:
+            assert ada.get(url_of(route, qid)).status_code != 500, route.path  # /healthz may say 503
+            visited += 1
+    assert visited >= 8 and snapshot(engine) == before
+
+
 def test_every_route_requires_a_role_a_login_or_is_public_on_purpose(settings, engine):
     for route in api_routes(client_for(settings, engine)):
         if route.path in PUBLIC:
