@@ -31,9 +31,10 @@ def header_block_size(raw: bytes, limit: int) -> int | None:
     prefix = raw[:limit + 1]
     end = _HEADER_LINES.match(prefix).end()
     rest = prefix[end:]
-    if len(prefix) > limit and rest and b"\n" not in rest and b"\r" not in rest \
-            and _HEADER_START.match(rest):
-        return None  # a header line runs on past the limit
+    if rest and b"\n" not in rest and b"\r" not in rest and _HEADER_START.match(raw, end):
+        if len(prefix) > limit:
+            return None  # a header line runs on past the limit
+        end = len(prefix)  # the message ends inside its last header line
     return end if end <= limit else None
 
 
