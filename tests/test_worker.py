@@ -11,7 +11,9 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from consultant import operator, process
+from consultant.db import make_engine
 from consultant.models import Question, Reply, utcnow
+from consultant.opstables import ServiceRun
 from consultant.process import Processor
 from consultant.worker import Worker
 from support import make_settings
@@ -85,7 +87,16 @@ def test_sigterm_stops_the_worker_cleanly(sqlite_url, dovecot, imap_user, tmp_pa
     proc = subprocess.Popen([sys.executable, "-m", "consultant", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        time.sleep(3)
+        # Wait for the first poll to be recorded: by then the signal handlers are installed (a
+        # fixed sleep was too short on a loaded machine, and SIGTERM then killed it outright).
+        engine = make_engine(sqlite_url)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            with Session(engine) as session:
+                if session.execute(select(ServiceRun.id).where(ServiceRun.job == "poll")).first():
+                    break
+            time.sleep(0.2)
+        engine.dispose()
         assert proc.poll() is None, proc.stdout.read().decode()
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
