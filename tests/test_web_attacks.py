@@ -7,7 +7,7 @@ from sqlmodel import Session
 
 from attacksupport import (ALL, LOCAL, PAYLOADS, SHORT, assert_inert, database_copy, hostile_question,
                            html_only_question, inspect)
-from consultant import queries, review, states
+from consultant import queries, review, rules, states
 from consultant.db import make_engine
 from consultant.web.login import _safe_next
 from mailbuild import mail, text
@@ -17,6 +17,7 @@ from websupport import PASSWORD, add_people, client_for, csrf_of, post, signed_i
 BIDI_SHOWN = "[U+202E]"
 TEMPLATE = "{{ 7*7 }}"
 REASON = f"{SHORT} {PAYLOADS[0]} {PAYLOADS[6]}"  # what a reviewer types as a reason for rejecting
+HELD = f"{rules.SENDER_AUTH} failed: {SHORT}"  # also listed as held back on the operator page
 EDIT = f"Answer edited by a hostile reviewer:\n{ALL}\n"
 
 
@@ -36,7 +37,7 @@ def world(request, tmp_path_factory):
         review.claim(session, ids["edited"], "alice", 30)
         review.edit(session, ids["edited"], "alice", EDIT, 30)
         review.reject(session, ids["rejected"], "bob", REASON, 30)
-        states.transition(session, ids["quarantined"], "drafted", "quarantined", "worker", f"parse failed: {SHORT}")
+        states.transition(session, ids["quarantined"], "drafted", "quarantined", "screen", HELD)
         review.approve(session, ids["failed"], "bob", 30)
         states.transition(session, ids["failed"], "approved", "sending", "sender")
         states.transition(session, ids["failed"], "sending", "failed", "sender", f"550 <{LOCAL}> {SHORT}")
@@ -98,7 +99,9 @@ def test_the_queue_lists_and_filters_echo_nothing_live(world):
 def test_the_operator_lists_show_hostile_subjects_and_reasons_as_text(world):
     settings, engine, _ = world
     html = signed_in(settings, engine, "olivia").get("/operator").text
-    assert_inert(html, "operator", shows=(SHORT, f"parse failed: {SHORT}", "550 5.1.1", " ".join(REASON.split())))
+    assert_inert(html, "operator", shows=(SHORT, HELD, "550 5.1.1", " ".join(REASON.split())))
+    held_back = html.split('class="problems held-back-list"', 1)[1].split("</table>", 1)[0]
+    assert_inert(held_back, "held back", shows=(HELD,))
 
 
 def test_code_pages_search_and_error_pages_echo_input_as_text(world):
