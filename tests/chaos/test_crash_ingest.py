@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]  # minutes when the m
 
 MESSAGES = 520
 FIRST = 200  # in the inbox before the first worker starts
+MAX_ATTEMPTS = 3  # limits.max_attempts, the default
 
 
 def append(imap_user, numbers: range, chunk: int, pause: float = 0.0) -> None:
@@ -38,17 +39,17 @@ def test_every_question_is_stored_once_and_drafted_once_whatever_the_kills(sqlit
     env = worker_env(tmp_path, sqlite_url, imap_user,
                      imap={"idle": "false", "batch_size": 20},
                      worker={"poll_every": "1s", "batch_size": 25, "send_every": "1h", "sweep_every": "1h"},
-                     screen={"max_per_hour": 100000})
+                     screen={"max_per_hour": 100000}, limits={"max_attempts": MAX_ATTEMPTS})
 
-    def drafted() -> int:
+    def settled() -> bool:  # every message stored, and none waiting
         with Session(engine.execution_options(readonly=True)) as session:
-            return session.execute(select(func.count()).where(Question.status == "drafted")).scalar_one()
+            counts = dict(session.execute(select(Question.status, func.count()).group_by(Question.status)).all())
+        return sum(counts.values()) >= MESSAGES and not counts.keys() & {"received", "parsed"}
 
     with Crew(tmp_path, [env], seed) as crew:
         feeder.start()
         try:
-            report = crew.run_until(lambda: drafted() >= MESSAGES, deadline=200, kill_after=(0.3, 2.5),
-                                    max_kills=20)
+            report = crew.run_until(settled, deadline=200, kill_after=(0.3, 2.5), max_kills=20)
         finally:
             feeder.join()
     why = crew.describe()
@@ -56,7 +57,7 @@ def test_every_question_is_stored_once_and_drafted_once_whatever_the_kills(sqlit
         with Session(engine) as session:
             ids = session.execute(select(Question.message_id)).scalars().all()
             statuses = dict(session.execute(select(Question.status, func.count()).group_by(Question.status)).all())
-            reasons = session.execute(select(Question.reason).where(Question.status != "drafted")).scalars().all()
+            reasons = dict(session.execute(select(Question.id, Question.reason).where(Question.status != "drafted")).all())
             replies = dict(session.execute(select(Reply.question_id, func.count()).group_by(Reply.question_id)).all())
             drafted_events = dict(session.execute(
                 select(Event.question_id, func.count()).where(Event.to_status == "drafted")
@@ -64,11 +65,19 @@ def test_every_question_is_stored_once_and_drafted_once_whatever_the_kills(sqlit
             question_ids = session.execute(select(Question.id)).scalars().all()
     finally:
         engine.dispose()
-    print(f"{why}; {len(ids)} questions stored of {MESSAGES} appended")
+    # A question the worker died on max_attempts times is quarantined as if it killed the worker.
+    # Killed at random, an innocent one can be: only with a death in its batch and the rest while it
+    # was alone in flight, each of those a kill of its own. Rare, and never without the kills.
+    gave_up = {qid for qid, reason in reasons.items() if (reason or "").startswith("gave up after")}
+    print(f"{why}; {len(ids)} questions stored of {MESSAGES} appended; {statuses}; "
+          f"{len(gave_up)} quarantined after dying {MAX_ATTEMPTS} times")
     assert not crew.tracebacks(), f"{why}\n{crew.tracebacks()[-4000:]}"
-    assert report.done, f"{why}: not all drafted in time: {statuses} {reasons[:5]}"
+    assert report.done, f"{why}: not all settled in time: {statuses} {list(reasons.values())[:5]}"
     assert report.kills >= 10, f"{why}: too few kills to mean anything"
     assert len(ids) == MESSAGES and set(ids) == expected, f"{why}: stored {len(ids)}, {len(set(ids))} distinct"
-    assert statuses == {"drafted": MESSAGES}, f"{why}: {statuses} {reasons[:5]}"
-    assert all(replies.get(qid) == 1 for qid in question_ids), f"{why}: reply rows per question differ from 1"
-    assert all(drafted_events.get(qid) == 1 for qid in question_ids), f"{why}: 'drafted' events differ from 1"
+    assert set(reasons) == gave_up, f"{why}: {statuses} {list(reasons.values())[:5]}"
+    assert len(gave_up) <= min(report.kills // (MAX_ATTEMPTS - 1), MESSAGES // 100), f"{why}: {len(gave_up)}"
+    drafted = set(question_ids) - gave_up
+    assert all(replies.get(qid) == 1 for qid in drafted), f"{why}: reply rows per question differ from 1"
+    assert all(drafted_events.get(qid) == 1 for qid in drafted), f"{why}: 'drafted' events differ from 1"
+    assert not gave_up & (replies.keys() | drafted_events.keys()), f"{why}: a quarantined question has a draft"
