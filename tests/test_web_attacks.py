@@ -184,3 +184,21 @@ def test_the_way_back_after_the_login_keeps_the_page_asked_for(sqlite_url, sqlit
     response = client.post("/login", data={"name": "alice", "password": PASSWORD, "next": next_field,
                                            "csrf": csrf_of(form.text)})
     assert response.headers["location"] == "/questions/5"
+
+
+def test_approving_a_draft_that_greets_a_hidden_override_is_no_edit(db_url, engine):
+    """The editor shows the override as a mark; sent back unchanged, that is still the draft."""
+    settings = web_settings(db_url)
+    add_people(engine, {"alice": "reviewer"})
+    qid = drafted_all(engine, settings, hostile_question(5))[0]
+    alice = signed_in(settings, engine, "alice")
+    page = alice.get(f"/questions/{qid}").text
+    shown = inspect(page).textareas[0]
+    assert BIDI_SHOWN in shown and "\u202e" not in shown
+    sent_back = {"text": shown.replace("\n", "\r\n"), "csrf": csrf_of(page)}  # as a browser posts a textarea
+    response = alice.post(f"/questions/{qid}/approve", data=sent_back)
+    assert response.status_code == 303
+    with Session(engine) as session:
+        reply = queries.reply(session, qid)
+        assert reply.edited_text is None and "\u202e" in reply.text
+        assert queries.get(session, qid).status == "approved"

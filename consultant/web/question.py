@@ -14,7 +14,7 @@ from ..errors import NotFound
 from ..models import as_utc, utcnow
 from ..redact import mask
 from ..states import Status
-from .render import code_url, highlight
+from .render import BIDI_CONTROLS, code_url, highlight
 from .session import ANYONE, REVIEWER, Who, desk
 
 router = APIRouter()
@@ -99,7 +99,9 @@ def _minutes(request: Request) -> int:
 
 
 def _normal(text: str) -> str:
-    return text.replace("\r\n", "\n").strip()
+    """The text as the editor shows it: the browser's line ends, and bidi controls as visible marks
+    (so a draft greeting a name with a hidden override is not taken for an edit)."""
+    return text.replace("\r\n", "\n").strip().translate(BIDI_CONTROLS)
 
 
 @router.post("/questions/{qid}/claim")
