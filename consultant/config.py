@@ -128,6 +128,7 @@ class Limits(Section):
     max_header_bytes: int = 64 * 1024
     max_lines: int = 1_000_000
     max_body_chars: int = 1_000_000
+    max_codes: int = 200
     max_attempts: int = 3
 
     def reading(self) -> dict[str, int]:

@@ -231,6 +231,9 @@ class Processor:
         # Codes are found in the original text; with redaction on, what is stored (and what the
         # reviewer and the draft see) is masked to the same length, so the code spans still line up.
         findings = find_codes(reading.new_text, self.lookup.index, reading.quoted_text)
+        if len(findings.codes) > limits.max_codes:  # each is looked up and answered: bounded work
+            raise StageError("parse", f"too many codes: {len(findings.codes)} different codes, more "
+                                      f"than {limits.max_codes} (limits.max_codes)")
         texts = dict(new_text=reading.new_text, quoted_text=reading.quoted_text, signature=reading.signature)
         if redacting:
             texts = masked_fields([s for f in findings.codes for s in f.spans], **texts)

@@ -125,6 +125,7 @@ def test_the_pipeline_ends_every_hostile_message_drafted_ignored_or_quarantined(
      + b"\r\n\r\nIs 99213 right?\r\n"),
     ("limits.max_header_bytes", {}, b"From: a@clinic.test\r\nSubject: q\r\n"
      + b"Received: from x\r\n" * 400 + b"\r\nIs 99213 right?\r\n"),
+    ("limits.max_codes", {}, b"From: a@clinic.test\r\n\r\n" + b" ".join(b"%d" % n for n in range(20000, 20300))),
     ("limits.max_lines", {}, b"From: a@clinic.test\r\n\r\n" + b"99213\n" * 5000),
     ("limits.max_parts", {}, b"From: a@clinic.test\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
      + b"--b\r\n\r\nx\r\n" * 40 + b"--b--\r\n"),
