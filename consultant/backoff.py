@@ -11,7 +11,8 @@ CAP_SECONDS = 300.0  # never wait longer than this (or than the job's own interv
 
 class Backoff:
     """`ready()` before a run that would contact the server; then `settle(answered)` with whether it
-    answered (None: the run did not need it, nothing changes)."""
+    answered (None: the run did not need it, nothing changes). The wait is counted from the last
+    `ready()`, so call it at the start of every run that may settle, even if another check skips it."""
 
     def __init__(self, first: float, cap: float = CAP_SECONDS, clock: Callable[[], float] = time.monotonic):
         self.first = max(0.0, first)

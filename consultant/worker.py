@@ -52,6 +52,8 @@ class Worker:
         # While IMAP (or SMTP, or the Sent folder) is known down, runs skip it with a growing wait.
         self.imap_backoff = Backoff(settings.worker.poll_every)
         self.send_backoff = Backoff(settings.worker.send_every)
+        # Likewise every job while the database is down (they share it: the first to fail sets the wait).
+        self.db_backoff = Backoff(settings.worker.send_every)
         self.last_poll: PollResult | None = None
         self._wake_poll: Callable[[], None] = lambda: None
 
@@ -117,18 +119,22 @@ class Worker:
         while not self.stop.is_set():
             self.wake.clear()
             started = utcnow()
+            if not self.db_backoff.ready():
+                return  # the database is down and its wait is not over: no connection, no row
             try:
                 self.poll_once()
             except Exception as exc:
                 error.exception("poll failed")
                 self.servicelog.record("poll", started, ok=False, error=f"internal error: {type(exc).__name__}")
+            self.db_backoff.settle(not self.db_outage.down)
             if not self.wake.is_set():
                 return
 
     def send_job(self) -> SendCounts:
         """Send until nothing is due (a full batch means more may be waiting); one service-log row."""
         started, total, problem = utcnow(), SendCounts(), None
-        if not self.send_backoff.ready():
+        db_ready, servers_ready = self.db_backoff.ready(), self.send_backoff.ready()  # (both asked: see Backoff)
+        if not (db_ready and servers_ready):
             return total  # a server it needs is down and its wait is not over: no connection, no row
         for watch in (self.sender.smtp_outage, self.sender.imap_outage):
             watch.reset()
@@ -144,6 +150,7 @@ class Worker:
         smtp, sent_folder = self.sender.smtp_outage, self.sender.imap_outage
         answers = (smtp.answered, sent_folder.answered)
         self.send_backoff.settle(False if False in answers else (True if True in answers else None))
+        self.db_backoff.settle(not self.db_outage.down)
         problem = problem or sent_folder.problem or smtp.problem
         self.servicelog.record("send", started, ok=problem is None, server_ok=smtp.answered,
                                counts=counts_of(total), error=problem)
@@ -151,6 +158,8 @@ class Worker:
 
     def sweep_job(self) -> SweepCounts | None:
         started, counts, problem = utcnow(), None, None
+        if not self.db_backoff.ready():
+            return None  # the database is down and its wait is not over
         try:
             counts = self.sweeper.run_once()
             self.db_outage.ok()
@@ -160,6 +169,7 @@ class Worker:
         except Exception as exc:
             error.exception("sweep failed")
             problem = f"internal error: {type(exc).__name__}"
+        self.db_backoff.settle(not self.db_outage.down)
         self.servicelog.record("sweep", started, ok=problem is None,
                                counts=counts_of(counts) if counts else None, error=problem)
         return counts

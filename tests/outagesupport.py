@@ -5,11 +5,11 @@ from itertools import pairwise
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 from sqlmodel import Session
-from support import drafted, question_bytes
 
 from consultant import review
 from consultant.models import Event, Question, Reply
 from consultant.worker import Worker
+from support import drafted, question_bytes
 
 
 class Clock:
@@ -24,7 +24,7 @@ class Clock:
 
 def worker_on_clock(engine, settings) -> tuple[Worker, Clock]:
     worker, clock = Worker(engine, settings), Clock()
-    worker.imap_backoff.clock = worker.send_backoff.clock = clock
+    worker.imap_backoff.clock = worker.send_backoff.clock = worker.db_backoff.clock = clock
     return worker, clock
 
 

@@ -6,22 +6,14 @@ import logging
 import types
 from datetime import timedelta
 
-from outagesupport import (
-    approve_all,
-    event_count,
-    fill_inbox,
-    gaps,
-    lines,
-    questions,
-    replies,
-    sending_state,
-    worker_on_clock,
-)
 from sqlmodel import Session
-from support import make_settings, question_bytes, smtp_section
 
 from consultant import operator
 from consultant.models import Question, Reply, utcnow
+from outagesupport import (approve_all, event_count, fill_inbox, gaps, lines, questions, replies, sending_state,
+                           worker_on_clock)
+from support import make_settings, question_bytes, smtp_section
+
 
 # --- IMAP ------------------------------------------------------------------------------------
 

@@ -8,12 +8,14 @@ import sqlite3
 
 import pytest
 from imapclient import IMAPClient
-from outagesupport import approve_all, event_count, lines, questions, sending_state
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from support import make_settings, question_bytes, smtp_section
 
 from consultant.db import make_engine
 from consultant.worker import Worker
+from outagesupport import (Clock, approve_all, event_count, gaps, lines, questions, sending_state,
+                           worker_on_clock)
+from support import make_settings, question_bytes, smtp_section
 
 FLAG = "$CaseConsultant"
 
@@ -35,9 +37,14 @@ def outage_settings(url, imap_user, smtp):
                          smtp=smtp_section(smtp, timeout=5))
 
 
-def run_all(worker: Worker) -> tuple:
+def run_all(worker: Worker, clock: Clock) -> tuple:
+    """Poll, send and sweep, each after a wait longer than any backoff: every job really runs."""
+    clock.now += 1000
     worker.poll_job()
-    return worker.last_poll, worker.send_job(), worker.sweep_job()
+    clock.now += 1000
+    send = worker.send_job()
+    clock.now += 1000
+    return worker.last_poll, send, worker.sweep_job()
 
 
 def snapshot(engine, ids) -> tuple:
@@ -60,19 +67,19 @@ def test_sqlite_locked_longer_than_the_busy_timeout_changes_nothing_then_recover
     for n in (11, 12):
         dovecot.deliver(imap_user, question_bytes(n))
     before = snapshot(engine, ids)
-    worker = Worker(engine, settings)
+    worker, clock = worker_on_clock(engine, settings)
     holder = sqlite3.connect(make_url(sqlite_url).database, isolation_level=None, timeout=0)
     try:
         with caplog.at_level(logging.INFO, logger="consultant"):
             holder.execute("BEGIN EXCLUSIVE")  # another process writes and holds the lock
             try:
-                locked = [run_all(worker) for _ in range(2)]
+                locked = [run_all(worker, clock) for _ in range(2)]
                 flags_during, sent_during = flagged(imap_user), list(smtp.messages)
             finally:
                 holder.execute("ROLLBACK")
             during = snapshot(engine, ids)
             outage_lines = lines(caplog, "database unreachable")
-            poll, send, sweep = run_all(worker)
+            poll, send, sweep = run_all(worker, clock)
     finally:
         holder.close()
         worker.close()
@@ -99,34 +106,46 @@ def test_postgresql_restarted_and_stopped_under_the_worker_changes_nothing_then_
         pg_engine, pg_url, pg_cluster, dovecot, imap_user, smtp, caplog):
     engine = pg_engine
     settings = outage_settings(pg_url, imap_user, smtp)
-    worker = Worker(engine, settings)
+    worker, clock = worker_on_clock(engine, settings)
+    knocks = []
+
+    def count_connects(*_args):  # a connection attempt (returning None lets it go ahead)
+        knocks.append(clock.now)
+
     try:
         with caplog.at_level(logging.INFO, logger="consultant"):
             dovecot.deliver(imap_user, question_bytes(1))
-            warm = run_all(worker)[0]  # the pool, the lookup session and the lock hold connections now
+            warm = run_all(worker, clock)[0]  # the pool, the lookup session and the lock hold connections now
             ids = approve_all(engine, settings, [0])  # a reply to send, beside the question fetched
             try:
                 pg_cluster.restart()  # between runs: every pooled connection is dead, nobody notices
                 dovecot.deliver(imap_user, question_bytes(2))
-                after_restart = run_all(worker)
+                after_restart = run_all(worker, clock)
                 restart_lines = lines(caplog, "database")
                 before = snapshot(engine, ids)
                 pg_cluster.stop()  # now during runs
                 dovecot.deliver(imap_user, question_bytes(3))
-                stopped = [run_all(worker) for _ in range(2)]
+                stopped = run_all(worker, clock)  # each job meets the dead server once
+                down_since = clock.now
+                event.listen(engine, "do_connect", count_connects)
+                for _ in range(130):  # then 11 minutes of the jobs every 5 s
+                    clock.now += 5
+                    worker.poll_job(), worker.send_job(), worker.sweep_job()
+                event.remove(engine, "do_connect", count_connects)
                 flags_during, sent_during = flagged(imap_user), list(smtp.messages)
             finally:
                 pg_cluster.start()
             during = snapshot(engine, ids)
             outage_lines = lines(caplog, "database unreachable")
-            poll, send, sweep = run_all(worker)
+            poll, send, sweep = run_all(worker, clock)
     finally:
         worker.close()
     assert warm.db_ok and warm.fetched.stored == 1
     assert after_restart[0].db_ok and after_restart[0].fetched.stored == 1 and after_restart[1].sent == 1
     assert after_restart[2] is not None and restart_lines == 0
-    for poll_during, send_during, sweep_during in stopped:
-        assert poll_during.db_ok is False and send_during.sent == 0 and sweep_during is None
+    assert stopped[0].db_ok is False and stopped[1].sent == 0 and stopped[2] is None
+    # The jobs knock on the dead database after a wait that doubles each time, up to 300 s.
+    assert gaps([down_since, *sorted(set(knocks))]) == [20, 40, 80, 160, 300], knocks
     assert during == before and flags_during == [True, True, False] and len(sent_during) == 1
     assert outage_lines == 1 and lines(caplog, "service log") == 0
     assert (poll.db_ok, poll.fetched.stored, poll.processed.drafted, send.sent) == (True, 1, 1, 0)
