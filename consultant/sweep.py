@@ -12,6 +12,7 @@ from . import retention, servicelog, states
 from .config import Settings
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
+from .fetch import disconnect
 from .logs import OncePerOutage, vet
 from .mailout import SentFolder
 from .models import Question, Reply, utcnow
@@ -113,10 +114,7 @@ class Sweeper:
                 self.imap_outage.failed(exc)
             finally:
                 if folder is not None:
-                    try:
-                        folder.client.logout()
-                    except Exception:
-                        pass
+                    disconnect(folder.client)
 
     def _settle(self, session, reply: Reply, state: str, counts) -> None:
         reply.lease_owner = reply.lease_until = None
