@@ -3,6 +3,7 @@ the affected items keep their state, each outage is logged once (and its end onc
 while a server is down, and after recovery every message is stored once and every reply arrives once.
 Database outages are in test_outages_db.py."""
 import logging
+import threading
 import types
 from datetime import timedelta
 
@@ -10,8 +11,10 @@ from sqlmodel import Session
 
 from consultant import operator
 from consultant.models import Question, Reply, utcnow
+from consultant.worker import Worker
 from outagesupport import (approve_all, event_count, fill_inbox, gaps, lines, questions, replies, sending_state,
                            worker_on_clock)
+from servers import wait_until
 from support import make_settings, question_bytes, smtp_section
 
 
@@ -167,4 +170,30 @@ def test_smtp_refused_then_421_then_451_then_recovered_every_reply_arrives_once(
     assert all(r.sent_at is not None for r in final)
     with Session(sqlite_engine) as session:
         assert {session.get(Question, qid).status for qid in ids} == {"sent"}
+    assert lines(caplog, "SMTP server unreachable") == 1 and lines(caplog, "SMTP server reachable again") == 1
+
+
+def test_the_running_worker_recovers_by_itself_when_smtp_comes_back(sqlite_engine, sqlite_url, smtp, caplog):
+    settings = make_settings(sqlite_url, smtp=smtp_section(smtp, timeout=5),
+                             worker={"poll_every": "1s", "send_every": "0.2s", "sweep_every": "1s"})
+    [qid] = approve_all(sqlite_engine, settings, [7])
+    worker = Worker(sqlite_engine, settings, fetch_mail=False)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    smtp.stop()
+    try:
+        with caplog.at_level(logging.INFO, logger="consultant"):
+            thread.start()
+            knocked = wait_until(lambda: worker.sender.smtp_outage.down, timeout=20)
+            refused = sending_state(sqlite_engine, [qid])
+            smtp.start()  # nobody tells the worker: its next send run after the wait finds the server
+            arrived = smtp.wait_for(1, timeout=30)
+    finally:
+        smtp.start()
+        worker.stop.set()
+        thread.join(timeout=20)
+    assert knocked and not thread.is_alive()
+    assert [(status, attempts) for status, attempts, *_ in refused] == [("approved", 0)]
+    assert len(arrived) == 1 and arrived[0].message["Message-ID"] == replies(sqlite_engine, [qid])[0].message_id
+    with Session(sqlite_engine) as session:
+        assert session.get(Question, qid).status == "sent"
     assert lines(caplog, "SMTP server unreachable") == 1 and lines(caplog, "SMTP server reachable again") == 1
