@@ -12,6 +12,7 @@ from .analysis import analyse
 from .extract import find_codes
 from .fetch import dedupe_key
 from .lookup import Lookup
+from .mimebounds import Refused, header_block
 from .models import RawMessage, utcnow
 from .reading import UnreadableMessage, read_message
 from .screen import headers_of, screen
@@ -62,14 +63,14 @@ def inspect_file(path: Path, settings: Settings, lookup: Lookup) -> dict:
         if len(raw) > settings.limits.max_message_bytes:
             result["reason"] = "over limits.max_message_bytes"
             return result
-        verdict = screen(headers_of(raw), settings)
+        limits = settings.limits
+        verdict = screen(headers_of(header_block(raw, limits.max_header_bytes)), settings)
         if verdict.action != "pass":
             result.update(action=verdict.action, reason=verdict.reason)
             return result
-        limits = settings.limits
-        reading = read_message(raw, max_parts=limits.max_parts, max_depth=limits.max_depth)
+        reading = read_message(raw, **limits.reading())
         findings = find_codes(reading.new_text, lookup.index, reading.quoted_text)
-    except UnreadableMessage as exc:
+    except (UnreadableMessage, Refused) as exc:
         result["reason"] = exc.reason
         return result
     except Exception as exc:  # inspect scores corpora: one bad file must not stop the run
