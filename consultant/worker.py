@@ -190,6 +190,7 @@ class Worker:
                     return
                 client.select_folder(self.settings.imap.mailbox, readonly=True)
                 delay = 1.0
+                self.imap_backoff.settle(True)  # IMAP is back: a poll IDLE wakes need not wait out the backoff
                 self._idle(client)
             except IMAP_OUTAGES:
                 self.stop.wait(delay)

@@ -197,3 +197,23 @@ def test_the_running_worker_recovers_by_itself_when_smtp_comes_back(sqlite_engin
     with Session(sqlite_engine) as session:
         assert session.get(Question, qid).status == "sent"
     assert lines(caplog, "SMTP server unreachable") == 1 and lines(caplog, "SMTP server reachable again") == 1
+
+
+def test_after_an_imap_outage_idle_finds_the_server_back_and_new_mail_is_not_held_by_the_backoff(
+        sqlite_engine, sqlite_url, dovecot, imap_user):
+    settings = make_settings(sqlite_url, imap_user, imap={"idle": True, "timeout": 5}, worker={"poll_every": 3600})
+    worker = Worker(sqlite_engine, settings, fetch_mail=True)
+    thread = threading.Thread(target=worker.run, kwargs={"send": False}, daemon=True)
+    dovecot.stop()
+    try:
+        thread.start()  # the first poll finds IMAP down: its backoff waits an hour before the next fetch
+        knocked = wait_until(lambda: worker.imap_backoff.down, timeout=20)
+        dovecot.start()
+        idle_back = wait_until(lambda: not worker.imap_backoff.down, timeout=20)  # IDLE reconnected
+        dovecot.deliver(imap_user, question_bytes(8))
+        fetched = wait_until(lambda: [s for *_, s in questions(sqlite_engine)] == ["drafted"], timeout=30)
+    finally:
+        dovecot.start()
+        worker.stop.set()
+        thread.join(timeout=20)
+    assert knocked and idle_back and fetched and not thread.is_alive()
