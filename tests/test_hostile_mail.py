@@ -17,9 +17,9 @@ from consultant.extract import find_codes
 from consultant.mimebounds import Refused, header_block, header_block_size
 from consultant.models import Question
 from consultant.process import Processor
-from consultant.reading import Reading, UnreadableMessage, read_message
+from consultant.reading import Reading, UnreadableMessage, decode_header_value, read_message
 from consultant.screen import headers_of, screen
-from hostile import ENDED, messages, tally, tried  # noqa: F401  (tally is a fixture)
+from hostile import ENDED, encoded_word_flood, huge_header, messages, mime_entity, tally, tried  # noqa: F401  (tally is a fixture)
 from support import make_settings
 
 pytestmark = pytest.mark.usefixtures("tally")
@@ -82,6 +82,19 @@ def test_the_stages_take_any_hostile_message(raw):
     outcome = stages(raw)
     assert outcome in ("read", "quarantined")
     ENDED[f"stages: {outcome}"] += 1
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(encoded_word_flood(), encoded_word_flood(), huge_header(), mime_entity())
+def test_encoded_word_floods_and_big_headers_under_the_default_limits(subject, sender, big, body):
+    """The tight limits above refuse most floods at the header limit; these reach the decoders."""
+    raw = (b"From: " + sender[:3000].encode("utf-8", "surrogateescape") + b" <jane@clinic.test>\r\n"
+           b"Subject: " + subject.encode("utf-8", "surrogateescape") + b"\r\n" + big + body)
+    outcome = stages(raw, dict(TIGHT, max_header_bytes=64 * 1024, max_lines=1_000_000))
+    ENDED[f"floods: {outcome}"] += 1
+    decoded = decode_header_value(subject)
+    assert "\r" not in decoded and "\n" not in decoded and "\x00" not in decoded
 
 
 def test_the_pipeline_ends_every_hostile_message_drafted_ignored_or_quarantined(sqlite_engine):
