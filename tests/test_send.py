@@ -328,6 +328,17 @@ def test_a_crash_after_the_copy_is_put_but_before_smtp_sends_it_again_exactly_on
     assert b"$CCSent" in flags
 
 
+def test_a_sent_folder_lost_after_the_envelope_sends_nothing_and_counts_no_attempt(
+        engine, sent_settings, smtp, imap_user, monkeypatch):
+    qid = approved(engine, sent_settings)
+    monkeypatch.setattr(SentFolder, "mark_handed", lambda self, uid: (_ for _ in ()).throw(OSError("gone")))
+    assert Sender(engine, sent_settings).run_once().sent == 0
+    status, _, reply = state(engine, qid)
+    assert (status, reply.send_attempts, smtp.messages, sent_folder_copies(imap_user)) == ("approved", 0, [], [])
+    monkeypatch.undo()
+    assert Sender(engine, sent_settings).run_once().sent == 1 and len(smtp.messages) == 1
+
+
 def test_a_refused_reply_leaves_no_copy_in_the_sent_folder(engine, sent_settings, smtp, imap_user):
     approved(engine, sent_settings)
     smtp.fail_next("RCPT", 550, "No such user")
