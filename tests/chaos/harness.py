@@ -22,13 +22,17 @@ API (kept stable; tests/chaos/test_*.py use it):
         # engine.execution_options(readonly=True) (a plain BEGIN), else each check waits for the
         # worker's write lock (BEGIN IMMEDIATE) and the kills come late.
     report.done, report.kills, report.starts, report.seconds
+    report.exits                        # runs that ended by themselves (each was restarted)
+    crew.workers[i].proc.returncode     # the last run's exit status (0: it stopped on SIGTERM)
     crew.output()                       # everything every run of every worker printed
     crew.tracebacks()                   # the output of runs that printed a Traceback
     with Crew(...) as crew: ...         # stops any worker still running on the way out
 
 Every run of a worker writes its stdout and stderr to its own file under tmp_path/chaos-logs, so a
 pipe never fills up and nothing a killed worker printed is lost. Assertion messages should include
-`crew.describe()` (the seed and the counts) so a failure can be replayed with CHAOS_SEED=<seed>.
+`crew.describe()` (the seed and the counts) so a failure can be replayed with CHAOS_SEED=<seed>:
+the delays come out in the same order; with one worker the kills land at the same delays after
+its ready line (what the worker is doing then still depends on the machine's speed).
 """
 from __future__ import annotations
 

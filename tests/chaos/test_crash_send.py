@@ -77,6 +77,8 @@ def check_common(crew, replies, received):
     assert not crew.tracebacks(), f"{why}\n{crew.tracebacks()[-4000:]}"
     assert crew.report.done, f"{why}: not settled in time: {Counter(s for s, _ in replies.values())}"
     assert crew.report.kills >= 10, f"{why}: too few kills to mean anything"
+    # No run ended by itself, and the last one stopped cleanly on SIGTERM.
+    assert crew.report.exits == 0 and crew.workers[0].proc.returncode == 0, f"{why}\n{crew.output()[-3000:]}"
     assert len(replies) == REPLIES and set(received) <= set(replies), f"{why}: a message nobody approved"
     return why
 
