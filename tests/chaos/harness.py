@@ -21,6 +21,9 @@ API (kept stable; tests/chaos/test_*.py use it):
         # 0.2 s, usually a query on the database: on SQLite read through
         # engine.execution_options(readonly=True) (a plain BEGIN), else each check waits for the
         # worker's write lock (BEGIN IMMEDIATE) and the kills come late.
+        # after_kill=[f1, f2, ...]: fk() runs right after the k-th kill, before the restart (e.g.
+        # more mail, more approvals), so each run has work whatever the machine's speed and a
+        # test can count on len(after_kill) kills before done() can hold.
     report.done, report.kills, report.starts, report.seconds
     report.exits                        # runs that ended by themselves (each was restarted)
     crew.workers[i].proc.returncode     # the last run's exit status (0: it stopped on SIGTERM)
@@ -154,7 +157,8 @@ class Crew:
         self.stop()
 
     def run_until(self, done: Callable[[], bool], deadline: float, kill_after: tuple[float, float] = (0.5, 3.0),
-                  max_kills: int = 1000, check_every: float = 0.2) -> Report:
+                  max_kills: int = 1000, check_every: float = 0.2,
+                  after_kill: Sequence[Callable[[], None]] = ()) -> Report:
         report = self.report
         began = time.monotonic()
         end = began + deadline
@@ -179,6 +183,8 @@ class Crew:
                       and time.monotonic() >= worker.ready_at + delay[i]):
                     worker.kill()
                     report.kills += 1
+                    if report.kills <= len(after_kill):
+                        after_kill[report.kills - 1]()  # new work, before the worker is back
                     self._start(worker)
                     delay[i] = self.rng.uniform(*kill_after)
             time.sleep(0.02)

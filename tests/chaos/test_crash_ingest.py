@@ -1,8 +1,6 @@
 """Ingest under SIGKILL: the real worker fetches and drafts 500+ questions from the real Dovecot while
 it is killed at random moments and restarted; afterwards each message is stored and drafted once."""
-import threading
-import time
-from collections.abc import Callable
+import functools
 
 import pytest
 from imapclient import IMAPClient
@@ -23,28 +21,21 @@ KILLS = 20
 MAX_ATTEMPTS = 3  # limits.max_attempts, the default
 
 
-def append(imap_user, numbers: range, chunk: int, before_each: Callable[[int], bool] = lambda k: True) -> None:
-    """APPEND the questions with these numbers, `chunk` to a MULTIAPPEND; before the k-th chunk
-    (from 1) wait until before_each(k) is true, or give up when it returns None."""
+def append(imap_user, numbers: range) -> None:
+    """APPEND the questions with these numbers in one MULTIAPPEND."""
     with IMAPClient(imap_user.host, imap_user.port, ssl=False) as client:
         client.login(imap_user.username, imap_user.password)
-        for k, start in enumerate(range(numbers.start, numbers.stop, chunk), 1):
-            while not (ready := before_each(k)):
-                if ready is None:
-                    return
-                time.sleep(0.05)
-            client.multiappend("INBOX", [question_bytes(n) for n in range(start, min(start + chunk, numbers.stop))])
+        client.multiappend("INBOX", [question_bytes(n) for n in numbers])
 
 
 def test_every_question_is_stored_once_and_drafted_once_whatever_the_kills(sqlite_url, dovecot, imap_user, tmp_path):
     seed = chaos_seed()
     expected = {f"<q{n}@ridgeview-clinic.test>" for n in range(1, MESSAGES + 1)}
-    append(imap_user, range(1, FIRST + 1), 100)
+    append(imap_user, range(1, FIRST + 1))
     # The rest arrives while the worker runs, a chunk after each kill: every run has mail to fetch
     # and process, however fast the machine, and kills land in fetches as well as in processing.
-    finished = threading.Event()
-    feeder = threading.Thread(target=append, args=(imap_user, range(FIRST + 1, MESSAGES + 1), CHUNK,
-                                                   lambda k: None if finished.is_set() else crew.report.kills >= k))
+    chunks = [functools.partial(append, imap_user, range(n, min(n + CHUNK, MESSAGES + 1)))
+              for n in range(FIRST + 1, MESSAGES + 1, CHUNK)]
     engine = make_engine(sqlite_url)
     env = worker_env(tmp_path, sqlite_url, imap_user,
                      imap={"idle": "false", "batch_size": 20},
@@ -57,12 +48,7 @@ def test_every_question_is_stored_once_and_drafted_once_whatever_the_kills(sqlit
         return sum(counts.values()) >= MESSAGES and not counts.keys() & {"received", "parsed"}
 
     with Crew(tmp_path, [env], seed) as crew:
-        feeder.start()
-        try:
-            report = crew.run_until(settled, deadline=200, kill_after=(0.3, 2.5), max_kills=KILLS)
-        finally:
-            finished.set()
-            feeder.join()
+        report = crew.run_until(settled, deadline=200, kill_after=(0.3, 2.5), max_kills=KILLS, after_kill=chunks)
     why = crew.describe()
     try:
         with Session(engine) as session:
@@ -84,7 +70,7 @@ def test_every_question_is_stored_once_and_drafted_once_whatever_the_kills(sqlit
           f"{len(gave_up)} quarantined after dying {MAX_ATTEMPTS} times")
     assert not crew.tracebacks(), f"{why}\n{crew.tracebacks()[-4000:]}"
     assert report.done, f"{why}: not all settled in time: {statuses} {list(reasons.values())[:5]}"
-    assert report.kills >= (MESSAGES - FIRST) // CHUNK, f"{why}: too few kills to mean anything"
+    assert report.kills >= len(chunks), f"{why}: too few kills to mean anything"
     assert report.exits == 0 and crew.workers[0].proc.returncode == 0, f"{why}\n{crew.output()[-3000:]}"
     assert len(ids) == MESSAGES and set(ids) == expected, f"{why}: stored {len(ids)}, {len(set(ids))} distinct"
     assert set(reasons) == gave_up, f"{why}: {statuses} {list(reasons.values())[:5]}"

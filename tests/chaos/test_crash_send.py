@@ -2,6 +2,7 @@
 killed at random moments and restarted. With a Sent folder every reply arrives exactly once (except
 those reconcile had to leave to a person as "may have been sent": at most once, and rare); without
 one, every reply arrives at least once and every copy of a reply carries the same Message-ID."""
+import functools
 import shutil
 from collections import Counter
 
@@ -18,12 +19,15 @@ from support import drafted_all, make_settings, question_bytes
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]  # minutes when the machine is busy
 
 REPLIES = 300
+FIRST = 60  # approved before the first worker starts
+CHUNK = 15  # then this many more after each kill, until all are approved
 MAYBE_SENT = "may have reached the asker"
 
 
 @pytest.fixture(scope="module")
 def approved_db(seeded_sqlite, tmp_path_factory):
-    """A database with REPLIES approved replies, made once for the module; each test copies it."""
+    """A database with REPLIES drafted replies, the first FIRST approved, made once for the module;
+    each test copies it."""
     path = tmp_path_factory.mktemp("approved") / "approved.db"
     shutil.copyfile(seeded_sqlite, path)
     url = f"sqlite:///{path}"
@@ -32,7 +36,7 @@ def approved_db(seeded_sqlite, tmp_path_factory):
         ids = drafted_all(engine, make_settings(url, screen={"max_per_hour": 100000}),
                           *(question_bytes(n) for n in range(1, REPLIES + 1)))
         with Session(engine) as session:
-            for qid in ids:
+            for qid in ids[:FIRST]:
                 review.approve(session, qid, "alice", 30)
             session.commit()
     finally:
@@ -40,9 +44,17 @@ def approved_db(seeded_sqlite, tmp_path_factory):
     return path
 
 
+def approve(engine, ids: list[int]) -> None:
+    with Session(engine) as session:
+        for qid in ids:
+            review.approve(session, qid, "alice", 30)
+        session.commit()
+
+
 def run_sending(approved_db, tmp_path, imap_user, smtp, sent_folder: str, kill_after: tuple[float, float]):
-    """Copy the approved database, run the worker under kills until nothing is left to send; return
-    (crew, {message_id: (status, reason)}, Counter of Message-IDs received)."""
+    """Copy the database, run the worker under kills (approving CHUNK more after each, so every run
+    has replies to send however fast the machine) until all are approved and none is left to send;
+    return (crew, {message_id: (status, reason)}, Counter of Message-IDs received)."""
     path = tmp_path / "consultant.db"
     shutil.copyfile(approved_db, path)
     url = f"sqlite:///{path}"
@@ -53,13 +65,18 @@ def run_sending(approved_db, tmp_path, imap_user, smtp, sent_folder: str, kill_a
                      worker={"poll_every": "1h", "send_every": "0.5s", "sweep_every": "1s"},
                      send={"lease": "4s", "batch_size": 5, "backoff_first": "0.5s", "backoff_max": "1s"})
 
+    with Session(reader) as session:
+        waiting = session.execute(select(Question.id).where(Question.status == "drafted")
+                                  .order_by(Question.id)).scalars().all()
+    chunks = [functools.partial(approve, engine, waiting[i:i + CHUNK]) for i in range(0, len(waiting), CHUNK)]
+
     def settled() -> bool:
         with Session(reader) as session:
             return not session.execute(select(func.count()).where(
-                Question.status.in_(["approved", "sending"]))).scalar_one()
+                Question.status.in_(["drafted", "approved", "sending"]))).scalar_one()
 
     with Crew(tmp_path, [env], chaos_seed()) as crew:
-        crew.run_until(settled, deadline=240, kill_after=kill_after, max_kills=20)
+        crew.run_until(settled, deadline=240, kill_after=kill_after, max_kills=20, after_kill=chunks)
     try:
         with Session(reader) as session:
             rows = session.execute(select(Reply.message_id, Question.status, Question.reason)
@@ -76,7 +93,7 @@ def check_common(crew, replies, received):
           f"{sum(received.values())} messages, {sum(n - 1 for n in received.values())} duplicates")
     assert not crew.tracebacks(), f"{why}\n{crew.tracebacks()[-4000:]}"
     assert crew.report.done, f"{why}: not settled in time: {Counter(s for s, _ in replies.values())}"
-    assert crew.report.kills >= 10, f"{why}: too few kills to mean anything"
+    assert crew.report.kills >= (REPLIES - FIRST) // CHUNK, f"{why}: too few kills to mean anything"
     # No run ended by itself, and the last one stopped cleanly on SIGTERM.
     assert crew.report.exits == 0 and crew.workers[0].proc.returncode == 0, f"{why}\n{crew.output()[-3000:]}"
     assert len(replies) == REPLIES and set(received) <= set(replies), f"{why}: a message nobody approved"
