@@ -19,7 +19,14 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
          "--disable-sync", "--no-first-run", "--disable-quic"]
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "mailbox_fixtures"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's screenshots are refreshed only when asked (CONSULTANT_SCREENSHOTS=1), so a test run
+# leaves the working tree as it found it; otherwise they go to a throwaway folder.
+README_SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    return README_SCREENSHOTS if os.environ.get("CONSULTANT_SCREENSHOTS") == "1" else tmp_path
 HOSTILE_TEXT = (
     "From: Mallory <mallory@clinic.test>\r\nTo: ask@caseconsultant.test\r\n"
     'Subject: <img src=x onerror="document.title=\'pwned\'"> 99213\r\nMessage-ID: <hostile-text@clinic.test>\r\n'
@@ -75,7 +82,7 @@ def sign_in(page, desk, name):
     page.wait_for_load_state()
 
 
-def test_a_reviewer_claims_the_oldest_question_edits_approves_and_it_is_sent(world, page, smtp):
+def test_a_reviewer_claims_the_oldest_question_edits_approves_and_it_is_sent(world, page, smtp, shots):
     settings, engine, desk = world
     oldest = drafted(engine, settings, (FIXTURES / "01-spine-myelogram-ct.eml").read_bytes())
     for name in ("02-em-mod25-injection-units.eml", "28-attachments-pdf-and-eml.eml", "38-known-and-unknown.eml"):
@@ -83,7 +90,7 @@ def test_a_reviewer_claims_the_oldest_question_edits_approves_and_it_is_sent(wor
     sign_in(page, desk, "alice")
     assert page.url.endswith("/queue")
     assert page.inner_text("#waiting-count") == "4"
-    page.screenshot(path=str(SCREENSHOTS / "queue.png"))
+    page.screenshot(path=str(shots / "queue.png"))
 
     page.keyboard.press("n")  # next item: the oldest
     page.wait_for_url(f"**/questions/{oldest}")
@@ -93,7 +100,7 @@ def test_a_reviewer_claims_the_oldest_question_edits_approves_and_it_is_sent(wor
     edited = page.input_value("#draft").replace("Hello", "Good morning", 1) + "\nReviewed by Alice, CPC."
     page.fill("#draft", edited)
     assert page.inner_text("#preview").strip() == edited.strip()  # the live preview runs under the CSP
-    page.screenshot(path=str(SCREENSHOTS / "question.png"))
+    page.screenshot(path=str(shots / "question.png"))
 
     page.on("dialog", lambda dialog: dialog.accept())  # "a" asks before it approves
     page.keyboard.press("Escape")  # out of the editor, where "a" is just a letter
@@ -126,7 +133,7 @@ def test_markup_in_a_message_runs_no_script_in_the_page(world, page):
     assert page.evaluate("window.pwned") is None and page.dialogs == []
 
 
-def test_the_operator_view_renders_its_charts(world, page, smtp):
+def test_the_operator_view_renders_its_charts(world, page, smtp, shots):
     settings, engine, desk = world
     ids = [drafted(engine, settings, (FIXTURES / name).read_bytes()) for name in (
         "01-spine-myelogram-ct.eml", "02-em-mod25-injection-units.eml", "05-icd-undotted-lowercase.eml",
@@ -145,4 +152,4 @@ def test_the_operator_view_renders_its_charts(world, page, smtp):
         assert box and box["width"] > 300 and box["height"] > 100
     assert page.locator("#chart-hourly svg rect.bar").count() > 0
     assert page.locator(f'form[action="/operator/requeue/{ids[5]}"]').count() == 1
-    page.screenshot(path=str(SCREENSHOTS / "operator.png"), full_page=True)
+    page.screenshot(path=str(shots / "operator.png"), full_page=True)
