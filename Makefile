@@ -34,8 +34,9 @@ test-deps:
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; }; \
 	fi
 
+# Two processes, one per core; each file stays on one process (module fixtures are built once).
 test: install test-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # Each bench script prints one JSON line. `make bench` runs them at sizes that take a few minutes;
 # `make bench-full` at the issue's sizes (5,000-message backlog, 20,000 scaling, 100,000-question desk).
