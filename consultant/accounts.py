@@ -1,6 +1,7 @@
 """Desk users (argon2 password hashes, roles) and the login audit that also drives throttling."""
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 
@@ -17,9 +18,14 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 NAME = re.compile(r"[a-z][a-z0-9._-]{1,39}")
 _HASHER = PasswordHasher()
-# Verifying against this when the name is unknown costs the same time as a real check, so the
-# answer time does not tell an attacker which names exist.
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verifying against this when the name is unknown costs the same time as a real check, so the
+    answer time does not tell an attacker which names exist. Made on first use, not at import: the
+    worker imports this module (for the login table's retention) and must not pay argon2's 64 MiB."""
+    return _HASHER.hash("not a password of anyone")
 
 
 class User(SQLModel, table=True):
@@ -139,7 +145,7 @@ def authenticate(session: Session, name: str, password: str, address: str, windo
         return None, "throttled"
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     try:
-        _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD])
+        _HASHER.verify(user.password_hash if user else dummy_hash(), password[:MAX_PASSWORD])
         good = user is not None
     except (VerificationError, InvalidHashError):
         good = False

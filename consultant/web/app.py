@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from .. import accounts
 from ..config import Settings
 from ..db import make_engine
 from ..errors import NotFound
@@ -35,6 +36,7 @@ NO_SESSION = ("/healthz", "/metrics", "/static/")
 def create_app(settings: Settings, engine=None) -> FastAPI:
     """The desk for these settings; raises ConfigError without a usable secret key."""
     engine = engine if engine is not None else make_engine(settings.database.url)
+    accounts.dummy_hash()  # made now, so the first login with an unknown name takes no longer either
     app = FastAPI(title="CaseConsultant desk", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(csrf.check)])
     app.state.desk = Desk(settings, engine)
