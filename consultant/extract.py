@@ -14,9 +14,14 @@ MAX_TAIL_STEPS = 16
 # What may stand before a token that cannot be inside a URL or an e-mail address.
 _BLANK_OR_START = ("", " ", "\n", "\t")
 _ODD_SPACES = ("\u00a0", "\u2007", "\u202f")
+# The characters a LEFT_CONTEXT match can start with (besides letters and digits, which never
+# stand right before a candidate): before any other character the pattern need not run.
+_LEFT_FIRST = frozenset(" \t$€£¥:.#=-")
+# The characters a TAIL match can start with: after any other character a code has no tail.
+_TAIL_FIRST = frozenset(" \txX×(,-–—/&+TtWwMmAaPp0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-@dataclass
+@dataclass(slots=True)
 class FoundCode:
     code: str  # CPT/HCPCS upper case ("99213", "3074F", "J1100"); ICD-10-CM dotted ("M54.16")
     system: str  # CPT (Category I, II, III) | HCPCS (Level II) | ICD-10-CM
@@ -166,6 +171,8 @@ class _Scan:
         mods: list[str] = []
         units = None
         for step in range(MAX_TAIL_STEPS):
+            if text[pos:pos + 1] not in _TAIL_FIRST:
+                break  # cheaper than a TAIL match that cannot succeed
             t = ctx.TAIL.match(text, pos)
             if t is None:
                 break
@@ -274,7 +281,10 @@ def _left(text: str, start: int):
     """What stands just before `start` (label, "Dx", state, "$"...), read backwards, or None."""
     if start == 0:
         return None
-    if text[start - 1] in " \t":
+    char = text[start - 1]
+    if char not in _LEFT_FIRST and not char.isalnum() and char != "_":
+        return None  # no branch of the pattern starts with it ("\n", "(", ","...)
+    if char in " \t":
         # Mostly an ordinary word stands in front ("bill 62303"): then the pattern need not run.
         before = text[max(0, start - 24):start].rstrip(" \t")
         word = before[before.rfind(" ") + 1:].lower()
