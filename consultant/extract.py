@@ -171,7 +171,10 @@ class _Scan:
         mods: list[str] = []
         units = None
         for step in range(MAX_TAIL_STEPS):
-            if text[pos:pos + 1] not in _TAIL_FIRST:
+            char = text[pos:pos + 1]
+            if char == " ":
+                char = text[pos + 1:pos + 2]  # after one space, what the pattern would look at
+            if char not in _TAIL_FIRST:
                 break  # cheaper than a TAIL match that cannot succeed
             t = ctx.TAIL.match(text, pos)
             if t is None:
@@ -269,9 +272,11 @@ class _Scan:
             entry.from_range = None  # also named on its own, not only through a range
         if not self.quoted:
             entry.spans.append(span)
-        for mod in mods:
-            if mod not in entry.modifiers:
-                entry.modifiers.append(mod)
+        if mods:
+            have = entry.modifiers
+            for mod in mods:
+                if mod not in have:
+                    have.append(mod)
         if units is not None and key not in self._units_given:
             entry.units = units  # the first mention that gives units decides
             self._units_given.add(key)
