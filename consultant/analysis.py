@@ -27,14 +27,17 @@ class Analysis:
                  descriptor_source=f.descriptor_source, status=f.status) for f in self.facts])
 
 
-def analyse(lookup: Lookup, findings: Findings, text: str, received: date) -> Analysis:
+def analyse(lookup: Lookup, findings: Findings, text: str, received: date,
+            releases: dict | None = None) -> Analysis:
     """Facts for every asked code, the pair/unit/modifier/status checks on the date of service, and,
-    when the question gives no code, suggestions found by words for the reviewer to confirm."""
+    when the question gives no code, suggestions found by words for the reviewer to confirm.
+    `releases` are the releases in force (consultant.checks.releases_in_force) if the caller has
+    them already."""
     from .textsearch import suggest
 
     asked = findings.asked()
     facts = [lookup.facts(f.system, f.code) for f in asked]
-    checks = checks_module.run(lookup.session, asked, facts, text, received)
+    checks = checks_module.run(lookup.session, asked, facts, text, received, releases)
     suggestions = []
     if not asked:
         suggestions = [dict(code=h.code, system=h.system, title=h.title, score=round(h.score, 3))

@@ -193,11 +193,13 @@ LOADED_KINDS = {"ncci-ptp": "NCCI PTP edits, so code pairs were not checked",
                 "pfs-rvu": "the fee schedule (PFS RVU file), so modifiers 50/51/62/66/80 were not checked"}
 
 
-def run(session: Session, asked: list[FoundCode], facts: list[CodeFacts], text: str, received: date) -> Checks:
-    """Every check for one question; `facts` line up with `asked`."""
+def run(session: Session, asked: list[FoundCode], facts: list[CodeFacts], text: str, received: date,
+        releases: dict[str, dict[int, str]] | None = None) -> Checks:
+    """Every check for one question; `facts` line up with `asked`; `releases` are those in force if
+    the caller has them (a batch looks them up once), else they are looked up here."""
     dos, from_text = date_of_service(text, received)
     checks = Checks(date_of_service=dos.isoformat(), dos_from_text=from_text)
-    releases = releases_in_force(session)
+    releases = releases if releases is not None else releases_in_force(session)
     checks.missing = [f"No {what}." for kind, what in LOADED_KINDS.items() if not releases[kind]]
     checks.warnings += status_warnings(asked, facts, dos)
     checks.warnings += pair_warnings(session, asked, dos, releases["ncci-ptp"])

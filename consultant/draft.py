@@ -46,7 +46,8 @@ class ReplyDraft:
 def environment(templates: Path) -> Environment:
     return Environment(loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
                        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                       auto_reload=False)  # loaded once: a changed template takes a restart
 
 
 def render(templates: Path, name: str, **context) -> Rendered:

@@ -5,13 +5,14 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from . import recent, states
 from .config import Settings
 from .analysis import analyse
+from .checks import releases_in_force
 from .db import is_sqlite
 from .draft import draft_reply, safe_address
 from .extract import Findings, FoundCode, find_codes
@@ -53,15 +54,23 @@ class StageError(Exception):
         self.stage, self.reason, self.fields = stage, reason, fields  # fields: columns to record too
 
 
+# Built once, run with new parameters per question (building them again each time was a large share
+# of the worker's time).
+_DELETE_CODES = delete(QuestionCode).where(QuestionCode.question_id == bindparam("qid"))
+_INSERT_CODE = insert(QuestionCode)
+_INSERT_REPLY = insert(Reply)
+
+
 def _index_codes(session: Session, question_id: int, findings: Findings) -> None:
     """One question_code row per code found (asked wins over quoted), replacing any from an earlier
     reading of the same question (a requeue parses it again)."""
-    session.execute(delete(QuestionCode).where(QuestionCode.question_id == question_id))
+    session.execute(_DELETE_CODES, dict(qid=question_id))
     found: dict[tuple[str, str], bool] = {}
     for f in findings.codes:
         found[(f.system, f.code)] = found.get((f.system, f.code), True) and f.quoted
-    session.add_all(QuestionCode(question_id=question_id, system=system, code=code, quoted=quoted)
-                    for (system, code), quoted in found.items())
+    if found:
+        session.execute(_INSERT_CODE, [dict(question_id=question_id, system=system, code=code, quoted=quoted)
+                                       for (system, code), quoted in found.items()])
 
 
 def findings_json(findings: Findings) -> list[dict]:
@@ -78,6 +87,10 @@ class Processor:
         self.owner = owner or worker_id()  # whose claim a batch is (host:pid, as for sending)
         self._lookup_session = Session(engine.execution_options(readonly=True))
         self.lookup = Lookup(self._lookup_session)
+        # The same for every question: worked out once (templates_dir resolves a path, and
+        # mail_domain may ask the resolver for this host's name).
+        self.templates, self.domain = settings.templates_dir(), settings.mail_domain()
+        self.releases: dict | None = None  # the releases in force, looked up once per batch
 
     def close(self) -> None:
         self._lookup_session.close()
@@ -102,6 +115,7 @@ class Processor:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""
         try:
             self.lookup.refresh()
+            self.releases = releases_in_force(self._lookup_session)
         finally:
             # End the read snapshot so the next batch sees new data; after a database outage this
             # also clears the failed transaction, so the next poll can recover.
@@ -244,32 +258,36 @@ class Processor:
                 codes=findings_json(findings), modifiers=findings.modifiers):
             return "lost_race"
         _index_codes(session, question.id, findings)
-        session.refresh(question)
+        # What the draft reads of the question is what was just stored: no need to load it again.
+        stored = dict(from_name=who["from_name"], subject=who["subject"], new_text=texts["new_text"])
         thread = Thread(reading.reply_to or reading.from_addr, reading.message_id, reading.references)
-        return self._draft(session, question, thread, findings, reading.new_text)
+        return self._draft(session, question, thread, findings, reading.new_text, **stored)
 
     def _draft(self, session: Session, question: Question, thread: "Thread", findings: Findings,
-               original: str | None = None) -> str:
+               original: str | None = None, **stored) -> str:
+        """Draft the reply; `stored` (from_name, subject, new_text) are the question's columns when
+        they were written in this transaction, else they are read from `question`."""
+        from_name, subject, new_text = (stored["from_name"], stored["subject"], stored["new_text"]) if stored \
+            else (question.from_name, question.subject, question.new_text)
         to_addr = safe_address(thread.reply_to)
         if not to_addr:
             raise StageError("draft", "no address to reply to (From and Reply-To are unusable)")
-        text = original if original is not None else question.new_text or ""
-        found = analyse(self.lookup, findings, text, question.received_at.date())
+        text = original if original is not None else new_text or ""
+        found = analyse(self.lookup, findings, text, question.received_at.date(), self.releases)
         reply = draft_reply(
-            question_id=question.id, templates=self.settings.templates_dir(),
-            domain=self.settings.mail_domain(), service_name=self.settings.service.name,
-            from_name=question.from_name or "", to_addr=to_addr, subject=question.subject or "",
+            question_id=question.id, templates=self.templates,
+            domain=self.domain, service_name=self.settings.service.name,
+            from_name=from_name or "", to_addr=to_addr, subject=subject or "",
             message_id=thread.message_id, references=thread.references,
-            new_text=question.new_text or "", findings=findings, facts=found.facts,
+            new_text=new_text or "", findings=findings, facts=found.facts,
             warnings=found.warnings(), suggestions=found.suggestions)
         if not states.transition(session, question.id, Status.PARSED, Status.DRAFTED, ACTOR,
                                  reply.kind, attempts=0, analysis=found.as_json()):
             return "lost_race"
-        session.add(Reply(question_id=question.id, kind=reply.kind, to_addr=reply.to_addr,
-                          subject=reply.subject, text=reply.text, html=reply.html,
-                          message_id=reply.message_id, in_reply_to=reply.in_reply_to,
-                          references=reply.references))
-        session.flush()
+        session.execute(_INSERT_REPLY, dict(
+            question_id=question.id, purpose="answer", kind=reply.kind, to_addr=reply.to_addr,
+            subject=reply.subject, text=reply.text, html=reply.html, message_id=reply.message_id,
+            in_reply_to=reply.in_reply_to, references=reply.references, created_at=utcnow()))
         vet.info("question %s drafted as %s", question.id, reply.kind)
         return "drafted"
 

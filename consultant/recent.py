@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from .models import Event, Question, utcnow
@@ -17,6 +17,17 @@ WINDOW = timedelta(hours=1)
 # and quarantined mail (held by a limit or a failed sender check, or broken) is nobody's answer yet.
 PASSED = tuple(s.value for s in Status if s not in (Status.RECEIVED, Status.IGNORED, Status.QUARANTINED))
 
+# The queries below, built once and run with new parameters for every message.
+_FROM_SENDER = select(func.count(Question.id)).where(
+    Question.from_addr == bindparam("addr"), Question.received_at >= bindparam("since"),
+    Question.id != bindparam("qid"), Question.status.not_in([Status.IGNORED.value, Status.QUARANTINED.value]))
+_FIRST_SINCE = (select(Question.id).where(Question.received_at >= bindparam("since"))
+                .order_by(Question.received_at).limit(1))
+_PASSED_FROM = select(func.count()).select_from(Question).where(
+    Question.status.in_(PASSED), Question.id >= bindparam("first"), Question.id != bindparam("qid"))
+_LAST_ACTION = (select(Event.action).where(Event.question_id == bindparam("qid"))
+                .order_by(Event.id.desc()).limit(1))
+
 
 def from_sender(session: Session, qid: int, since: datetime) -> Callable[[str], int]:
     """Questions from this address since `since`, other than `qid`, ignored and quarantined ones
@@ -25,9 +36,7 @@ def from_sender(session: Session, qid: int, since: datetime) -> Callable[[str], 
     lower-case (consultant.process), so the (from_addr, received_at) index answers this."""
 
     def count(addr: str) -> int:
-        return session.execute(select(func.count(Question.id)).where(
-            Question.from_addr == addr.lower(), Question.received_at >= since, Question.id != qid,
-            Question.status.not_in([Status.IGNORED.value, Status.QUARANTINED.value]))).scalar_one()
+        return session.execute(_FROM_SENDER, dict(addr=addr.lower(), since=since, qid=qid)).scalar_one()
     return count
 
 
@@ -42,12 +51,10 @@ def overall(session: Session, qid: int, since: datetime) -> Callable[[], int]:
     """
 
     def count() -> int:
-        first = session.execute(select(Question.id).where(Question.received_at >= since)
-                                .order_by(Question.received_at).limit(1)).scalar()
+        first = session.execute(_FIRST_SINCE, dict(since=since)).scalar()
         if first is None:
             return 0
-        return session.execute(select(func.count()).select_from(Question).where(
-            Question.status.in_(PASSED), Question.id >= first, Question.id != qid)).scalar_one()
+        return session.execute(_PASSED_FROM, dict(first=first, qid=qid)).scalar_one()
     return count
 
 
@@ -56,8 +63,7 @@ def released(session: Session, qid: int) -> Callable[[], bool]:
     the rules that hold mail back (global limit, sender authentication) let it through this time."""
 
     def check() -> bool:
-        last = session.execute(select(Event.action).where(Event.question_id == qid)
-                               .order_by(Event.id.desc()).limit(1)).scalar()
+        last = session.execute(_LAST_ACTION, dict(qid=qid)).scalar()
         return last == "requeue"
     return check
 

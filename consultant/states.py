@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -67,24 +67,40 @@ def transition(session: Session, question_id: int, expected: Status | str, to: S
     values = dict(fields, status=to.value, updated_at=now)
     if reason is not None and to in (S.IGNORED, S.QUARANTINED, S.FAILED, S.REJECTED):
         values["reason"] = reason
-    result = session.execute(
-        update(Question)
-        .where(Question.id == question_id, Question.status == expected.value)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+    params = {f"v_{name}": value for name, value in values.items()}
+    result = session.execute(_update_for(tuple(sorted(values))),
+                             dict(params, w_id=question_id, w_status=expected.value))
     if result.rowcount != 1:
         return False
-    session.execute(insert(Event).values(
-        question_id=question_id, at=now, actor=actor, action=action,
-        from_status=expected.value, to_status=to.value, reason=reason))
+    session.execute(_EVENT, dict(question_id=question_id, at=now, actor=actor, action=action,
+                                 from_status=expected.value, to_status=to.value, reason=reason))
     return True
+
+
+# Built once and reused with new parameters: building a statement (and its cache key) again for
+# every question costs more than running it.
+_EVENT = insert(Event)
+_UPDATES: dict[tuple[str, ...], object] = {}
+
+
+def _update_for(names: tuple[str, ...]):
+    """The compare-and-swap UPDATE setting these columns, parameters w_id, w_status and v_<column>."""
+    stmt = _UPDATES.get(names)
+    if stmt is None:
+        columns = Question.__table__.c
+        stmt = (update(Question)
+                .where(Question.id == bindparam("w_id"), Question.status == bindparam("w_status"))
+                .values({name: bindparam(f"v_{name}", type_=columns[name].type) for name in names})
+                .execution_options(synchronize_session=False))
+        if len(_UPDATES) < 256:  # the callers use a handful of column sets
+            _UPDATES[names] = stmt
+    return stmt
 
 
 def note(session: Session, question_id: int, actor: str, action: str, reason: str | None = None) -> None:
     """An audit event that changes no status (an edit, a failed send attempt, a requeue refusal)."""
-    session.execute(insert(Event).values(
-        question_id=question_id, at=utcnow(), actor=actor, action=action, reason=reason))
+    session.execute(_EVENT, dict(question_id=question_id, at=utcnow(), actor=actor, action=action,
+                                 from_status=None, to_status=None, reason=reason))
 
 
 def create(session: Session, actor: str, **fields) -> int | None:
@@ -106,7 +122,6 @@ def create(session: Session, actor: str, **fields) -> int | None:
     row = result.first()
     if row is None:
         return None
-    session.execute(insert(Event).values(
-        question_id=row[0], at=now, actor=actor, action="transition",
-        from_status=None, to_status=S.RECEIVED.value, reason=fields.get("reason")))
+    session.execute(_EVENT, dict(question_id=row[0], at=now, actor=actor, action="transition",
+                                 from_status=None, to_status=S.RECEIVED.value, reason=fields.get("reason")))
     return row[0]
