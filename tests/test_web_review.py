@@ -2,11 +2,11 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from consultant import queries, review
-from consultant.models import Event, Question, utcnow
+from consultant.models import Event, Question, QuestionCode, utcnow
 from support import drafted, question_bytes
 from websupport import add_people, csrf_of, post, signed_in, web_settings
 
@@ -110,19 +110,38 @@ def test_the_queue_filters_by_status_code_and_mine(engine, settings, alice):
     assert odd.status_code == 200 and "Unknown status" in odd.text and "<b>x" not in odd.text
 
 
+def pages_each_way(client, url: str, ids: list[int]) -> tuple[list[int], list[int]]:
+    """The ids seen following "next" from url to the end, and those on the page "prev" leads to
+    from the last page."""
+    seen = []
+    while True:
+        html = client.get(url).text
+        seen += [i for i in ids if f'<td><a href="/questions/{i}">' in html]
+        if '" rel="next">' not in html:
+            break
+        url = html.split('" rel="next">')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
+    older = html.split('" rel="prev">')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
+    return seen, [i for i in ids if f'<td><a href="/questions/{i}">' in client.get(older).text]
+
+
 def test_keyset_pages_cover_the_queue_once_each_way(engine, settings, alice):
     ids = bulk_drafted(engine, 120)
-    seen, url = [], "/queue"
-    while url:
-        html = alice.get(url).text
-        seen += [i for i in ids if f'<td><a href="/questions/{i}">' in html]
-        marker = '" rel="next">'
-        url = html.split(marker)[0].rsplit('href="', 1)[1].replace("&amp;", "&") if marker in html else None
-    assert seen == ids
-    last = alice.get(f"/queue?after={ids[99]}").text
-    older = last.split('" rel="prev">')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
-    back = alice.get(older).text
-    assert [i for i in ids if f'<td><a href="/questions/{i}">' in back] == ids[50:100]
+    seen, back = pages_each_way(alice, "/queue", ids)
+    assert seen == ids and back == ids[50:100]
+
+
+def test_the_code_filter_pages_through_both_waiting_statuses_and_both_forms_in_order(engine, settings, alice):
+    ids = bulk_drafted(engine, 150)
+    asked = [i for i in ids if i % 5]  # every fifth question is about something else
+    with Session(engine) as session:
+        session.execute(update(Question).where(Question.id.in_(ids[::3])).values(status="in_review", claimed_by="bob"))
+        session.execute(update(Question).where(Question.id.in_(ids[1::7])).values(status="sent"))
+        session.execute(insert(QuestionCode), [dict(question_id=i, system="ICD-10-CM", quoted=False,
+                                                     code="M5416" if i % 2 else "M54.16") for i in asked])
+        session.commit()
+        waiting = [i for i in asked if session.get(Question, i).status != "sent"]
+    seen, back = pages_each_way(alice, "/queue?code=m5416", ids)  # matches both forms
+    assert len(waiting) > 100 and seen == waiting and back == waiting[50:100]
 
 
 def test_next_item_is_your_own_claim_then_the_oldest_unclaimed(engine, settings, alice, bob):

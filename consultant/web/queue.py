@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +19,8 @@ from .session import REVIEWER, Who, desk
 
 router = APIRouter()
 PAGE = 50
+COUNTS_FOR = 2.0  # seconds the queue's waiting counts may be old
+_counted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 CODE = re.compile(r"[A-Z0-9][A-Z0-9.]{2,8}")
 STATUS_CHOICES = ["waiting"] + [s.value for s in Status]
 
@@ -38,24 +42,22 @@ def page(session: Session, status: str = "waiting", code: str = "", mine: str | 
     """One page of the queue by keyset (id), so page 2,000 costs what page 1 costs.
     Returns (rows, has_newer, has_older)."""
     statuses = [s.value for s in WAITING] if status == "waiting" else [Status(status).value]
-    query = select(Question.id, Question.status, Question.received_at, Question.from_addr,
-                   Question.from_name, Question.subject, Question.codes, Question.claimed_by,
-                   Question.claimed_until).where(Question.status.in_(statuses))
-    if mine:
-        query = query.where(Question.claimed_by == mine)
-    if code:  # asked, not only quoted; ICD-10-CM codes match with or without their dot
-        wanted = {code, dot_icd(code)} if code[:1].isalpha() else {code}
-        query = query.where(Question.id.in_(select(QuestionCode.question_id).where(
-            QuestionCode.code.in_(wanted), QuestionCode.quoted.is_(False))))
-    if before:
-        rows = session.execute(query.where(Question.id < before).order_by(Question.id.desc())
-                               .limit(limit + 1)).all()
-        more, rows = len(rows) > limit, list(reversed(rows[:limit]))
-        has_older, has_newer = more, True
-    else:
-        rows = session.execute(query.where(Question.id > after).order_by(Question.id).limit(limit + 1)).all()
-        has_newer, rows = len(rows) > limit, rows[:limit]
-        has_older = bool(after)
+    # ICD-10-CM codes match with or without their dot; asked, not only quoted.
+    wanted = sorted({code, dot_icd(code)} if code[:1].isalpha() else {code})
+    back = bool(before)
+    found: dict[int, object] = {}
+    # Each query walks one index in id order and stops after a page: (status, id) once per status for
+    # the plain queue, (code, question_id) once per form of the code, checking the status on the way.
+    # An IN list over statuses, or a subquery over every question with the code, would read and sort
+    # all of them: the page grew with the table.
+    walks = [([one], None) for one in statuses] if not code else [(statuses, form) for form in wanted]
+    for some, form in walks:
+        for r in session.execute(_walk(some, form, mine, before if back else after, back, limit + 1)).all():
+            found[r.id] = r
+    ids = sorted(found, reverse=back)
+    more = len(ids) > limit
+    rows = [found[i] for i in sorted(ids[:limit])]
+    has_newer, has_older = (True, more) if back else (more, bool(after))
     now = utcnow()
     out = []
     for r in rows:
@@ -67,7 +69,38 @@ def page(session: Session, status: str = "waiting", code: str = "", mine: str | 
     return out, has_newer, has_older
 
 
+def _walk(statuses: list[str], code: str | None, mine: str | None, edge: int, back: bool, limit: int):
+    """The next `limit` questions in these statuses (and with this code) past `edge`, in id order."""
+    query = select(Question.id, Question.status, Question.received_at, Question.from_addr,
+                   Question.from_name, Question.subject, Question.codes, Question.claimed_by,
+                   Question.claimed_until)
+    if code is None:
+        key = Question.id
+        query = query.where(Question.status == statuses[0])
+    else:
+        key = QuestionCode.question_id
+        query = (query.select_from(QuestionCode).join(Question, Question.id == QuestionCode.question_id)
+                 .where(QuestionCode.code == code, QuestionCode.quoted.is_(False), Question.status.in_(statuses)))
+        # The same bound on both sides of the join: PostgreSQL's merge join otherwise reads the
+        # question table from its first id.
+        query = query.where(Question.id < edge) if back else query.where(Question.id > edge)
+    if mine:
+        query = query.where(Question.claimed_by == mine)
+    query = query.where(key < edge).order_by(key.desc()) if back else query.where(key > edge).order_by(key)
+    return query.limit(limit)
+
+
 def waiting(session: Session) -> tuple[dict[str, int], datetime | None]:
+    """The waiting counts, read again at most every COUNTS_FOR seconds per database: counting reads
+    every waiting question (100,000 questions with 20,000 waiting: most of a PostgreSQL queue page)."""
+    engine = session.get_bind()
+    held = _counted.get(engine)
+    if held is None or time.monotonic() - held[0] > COUNTS_FOR:
+        held = _counted[engine] = (time.monotonic(), count_waiting(session))
+    return held[1]
+
+
+def count_waiting(session: Session) -> tuple[dict[str, int], datetime | None]:
     """Counts of the waiting statuses and when the oldest waiting question arrived. Both read the
     (status, id) index only; the oldest is the lowest id, as ids follow arrival."""
     statuses = [s.value for s in WAITING]
