@@ -213,9 +213,10 @@ class Worker:
                     self._wake_poll()
             client.idle_done()
 
-    def run(self, send: bool = True) -> None:
+    def run(self, send: bool = True, ready: Callable[[], None] = lambda: None) -> None:
         """Run poll, send and sweep on their clocks until SIGTERM or SIGINT; the current item is
-        finished before the process exits."""
+        finished before the process exits. `ready` is called once the signals are ours and the
+        scheduler runs (from then on SIGTERM stops the worker cleanly)."""
         every = self.settings.worker
         scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         poll = scheduler.add_job(self.poll_job, "interval", seconds=every.poll_every, id="poll",
@@ -243,6 +244,7 @@ class Worker:
         if self.fetch_mail and self.settings.imap.idle:
             idle = threading.Thread(target=self.idle_loop, name="imap-idle", daemon=True)
             idle.start()
+        ready()
         try:
             while not self.stop.wait(0.5):
                 pass

@@ -49,10 +49,9 @@ def run():
 
     settings = STATE.settings
     worker = Worker(STATE.require_schema(), settings)
-    console.print(f"worker running: {settings.imap.host}:{settings.imap.port} {settings.imap.mailbox}, "
-                  f"polling every {settings.worker.poll_every:g}s"
-                  f"{' with IDLE' if settings.imap.idle else ''}; Ctrl-C to stop")
-    worker.run()
+    worker.run(ready=lambda: console.print(
+        f"worker running: {settings.imap.host}:{settings.imap.port} {settings.imap.mailbox}, "
+        f"polling every {settings.worker.poll_every:g}s{' with IDLE' if settings.imap.idle else ''}; Ctrl-C to stop"))
     console.print("worker stopped")
 
 

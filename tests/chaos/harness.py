@@ -197,8 +197,13 @@ class Crew:
         worker.start()
         self.report.starts += 1
 
-    def stop(self) -> None:
+    def stop(self, ready_within: float = 60.0) -> None:
+        """SIGTERM each worker, once it is ready: a run started just before the work was done must
+        not be stopped while it is still starting (before it handles SIGTERM, the signal kills it)."""
+        until = time.monotonic() + ready_within
         for worker in self.workers:
+            while worker.alive and not worker.is_ready(self.ready) and time.monotonic() < until:
+                time.sleep(0.05)
             worker.stop()
 
     def output(self) -> str:
