@@ -233,7 +233,8 @@ class Processor:
             raise StageError("parse", exc.reason)
         redacting = self.settings.privacy.redact_identifiers
         # Lower-case, so the per-sender limit (consultant.recent) compares addresses with the index.
-        who = dict(from_addr=reading.from_addr.lower() if reading.from_addr else None, from_name=reading.from_name[:200] or None,
+        who = dict(from_addr=reading.from_addr.lower() if reading.from_addr else None,
+                   from_name=reading.from_name[:200] or None,
                    subject=mask(reading.subject) if redacting else reading.subject, sent_date=reading.date)
         if verdict.action == "ignore":
             if not states.transition(session, question.id, Status.RECEIVED, Status.IGNORED, ACTOR,

@@ -52,10 +52,9 @@ def settings(url):
 
 
 @pytest.fixture
-def engine(url):
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
+def db_url(url):
+    """This module's database copy, so conftest's `engine` fixture opens it."""
+    return url
 
 
 @pytest.fixture
