@@ -1,6 +1,7 @@
 """Draft: render the reply (subject, text, HTML) and fix its threading headers."""
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from dataclasses import dataclass
@@ -8,6 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.filters import do_wordwrap
+from markupsafe import Markup
 
 from .extract import Findings
 from .lookup import CodeFacts
@@ -42,12 +45,70 @@ class ReplyDraft:
     references: str | None
 
 
+class Fields(dict):
+    """A dict whose keys are attributes too. Jinja2 looks `c.code` up as an attribute first; on a
+    plain dict that fails with an exception before the key is tried, and that was most of the
+    rendering time. Names of dict methods (items, keys...) stay methods, as on a plain dict."""
+
+    __slots__ = ("__dict__", "block_key")
+
+    def __init__(self, **fields) -> None:
+        super().__init__(fields)
+        self.__dict__.update(fields)
+        if not _DICT_NAMES.isdisjoint(fields):
+            for name in _DICT_NAMES.intersection(fields):
+                del self.__dict__[name]
+        self.block_key = None  # set by code_context: stands for the content, see code_block
+
+
+_DICT_NAMES = frozenset(dir(dict))
+
+
+def _as_fields(items) -> list:
+    return [Fields(**item) if isinstance(item, dict) else item for item in items]
+
+
+BLOCK_CACHE = 4096  # rendered code blocks kept per environment
+
+
 @lru_cache(maxsize=8)
 def environment(templates: Path) -> Environment:
-    return Environment(loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
-                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                       auto_reload=False)  # loaded once: a changed template takes a restart
+    env = Environment(loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      auto_reload=False)  # loaded once: a changed template takes a restart
+
+    # The same descriptions and notes are wrapped again and again: remember the answers.
+    @lru_cache(maxsize=4096)
+    def wrapped(text, kind, width, break_long_words, wrapstring, break_on_hyphens) -> str:
+        return do_wordwrap(env, text, width, break_long_words, wrapstring, break_on_hyphens)
+
+    def wordwrap(text, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True):
+        return wrapped(text, type(text), width, break_long_words, wrapstring, break_on_hyphens)
+
+    env.filters["wordwrap"] = wordwrap
+    env.globals["code_block"] = _code_blocks(env)
+    return env
+
+
+def _code_blocks(env: Environment):
+    """`code_block(c, "txt"|"html")`: reply/_code.<part>.j2 rendered for one code. It depends on
+    `c` alone, and a batch asks about the same codes again and again, so each distinct `c` is
+    rendered once. The key is the `block_key` that code_context gives it, or else its repr (the
+    same repr, the same values in the same order)."""
+    blocks: dict[tuple, str] = {}
+
+    def code_block(c: dict, part: str) -> str:
+        key = (part, getattr(c, "block_key", None) or repr(c))
+        text = blocks.get(key)
+        if text is None:
+            if len(blocks) >= BLOCK_CACHE:
+                blocks.clear()
+            text = env.get_template(f"reply/_code.{part}.j2").render(c=c)
+            text = blocks[key] = Markup(text) if part == "html" else text  # the template escaped it
+        return text
+
+    return code_block
 
 
 def render(templates: Path, name: str, **context) -> Rendered:
@@ -99,15 +160,38 @@ def code_context(findings: Findings, facts: list[CodeFacts]) -> list[dict]:
     """One dict per asked code, merging what was found in the text with what we know."""
     out = []
     for found, fact in zip(findings.asked(), facts):
-        out.append(dict(code=found.code, system=found.system, known=fact.known, title=fact.title,
-                        description=fact.description, family=fact.family_title, addon=fact.addon,
-                        billable=fact.billable, source=fact.source, units=found.units,
-                        from_range=found.from_range, descriptor=fact.descriptor,
-                        notes={k: v[:3] for k, v in fact.notes.items()
-                               if k in ("excludes1", "code_first", "use_additional")},
-                        modifiers=[dict(code=m, meaning=meaning(m)) for m in found.modifiers],
-                        related=[dict(code=r.code, title=r.title, kind=r.kind) for r in fact.related]))
+        about, serial = _about(fact)
+        known, title, description, family, addon, billable, source, descriptor, notes, related = about
+        c = Fields(code=found.code, system=found.system, known=known, title=title, description=description,
+                   family=family, addon=addon, billable=billable, source=source, units=found.units,
+                   from_range=found.from_range, descriptor=descriptor, notes=notes,
+                   modifiers=[Fields(code=m, meaning=meaning(m)) for m in found.modifiers], related=related)
+        # Everything in c follows from these (meaning() is a fixed table), so equal keys, equal c.
+        c.block_key = (serial, found.code, found.system, found.units, found.from_range, tuple(found.modifiers))
+        out.append(c)
     return out
+
+
+# What the reply says about a code's facts, made once per CodeFacts object. Facts are not changed
+# once made (the Lookup shares one object between all the questions that ask about the code).
+_ABOUT: dict[int, tuple[CodeFacts, tuple, int]] = {}
+_SERIALS = itertools.count()
+ABOUT_CACHE = 4096
+
+
+def _about(fact: CodeFacts) -> tuple[tuple, int]:
+    entry = _ABOUT.get(id(fact))
+    if entry is not None and entry[0] is fact:
+        return entry[1], entry[2]
+    if len(_ABOUT) >= ABOUT_CACHE:
+        _ABOUT.clear()
+    about = (fact.known, fact.title, fact.description, fact.family_title, fact.addon, fact.billable, fact.source,
+             fact.descriptor,
+             {k: v[:3] for k, v in fact.notes.items() if k in ("excludes1", "code_first", "use_additional")},
+             [Fields(code=r.code, title=r.title, kind=r.kind) for r in fact.related])
+    serial = next(_SERIALS)
+    _ABOUT[id(fact)] = (fact, about, serial)  # holding the fact keeps its id from being reused
+    return about, serial
 
 
 def draft_reply(*, question_id: int, templates: Path, domain: str, service_name: str,
@@ -127,8 +211,8 @@ def draft_reply(*, question_id: int, templates: Path, domain: str, service_name:
         procedures=[c for c in codes if c["known"] and c["system"] != "ICD-10-CM"],
         diagnoses=[c for c in codes if c["known"] and c["system"] == "ICD-10-CM"],
         quoted=[f.code for f in findings.quoted()],
-        mentioned_modifiers=[dict(code=m, meaning=meaning(m)) for m in findings.modifiers],
-        warnings=list(warnings), suggestions=list(suggestions),
+        mentioned_modifiers=[Fields(code=m, meaning=meaning(m)) for m in findings.modifiers],
+        warnings=_as_fields(warnings), suggestions=_as_fields(suggestions),
     )
     rendered = render(templates, kind, **context)
     parent = safe_msg_ids([message_id or ""])
