@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Iterable
 
 CPT = "CPT"
 HCPCS = "HCPCS"
 ICD10CM = "ICD-10-CM"
 SYSTEMS = (CPT, HCPCS, ICD10CM)
-
-# ICD-10-CM codes as the tables keep them: upper case, dotted after the third character. A list of
-# them, one a line, is already what dot_icd would make of each, so the index can skip the work.
-_DOTTED = r"(?:[0-9A-Z]{3}(?:\.[0-9A-Z]+)?|[0-9A-Z]{0,2})"
-_DOTTED_LINES = re.compile(rf"(?:{_DOTTED}\n)*{_DOTTED}")
 
 
 def undot(code: str) -> str:
@@ -27,14 +21,19 @@ def dot_icd(code: str) -> str:
     return code if len(code) <= 3 else f"{code[:3]}.{code[3:]}"
 
 
-def _icd_map(codes: list[str]) -> dict[str, str]:
-    """{undotted: dotted} for ICD-10-CM codes written any way. The codes of a table (74,000 and
-    more) are already dotted and upper case: then it is made by a few passes over one string
-    instead of two function calls per code."""
+def _dotted(key: str) -> str:
+    """dot_icd of an undotted, upper-case key (what undot made)."""
+    return key if len(key) <= 3 else f"{key[:3]}.{key[3:]}"
+
+
+def _undotted(codes: list[str]) -> frozenset[str]:
+    """undot of every code. A table's 74,000 and more ICD-10-CM codes, joined into one string, take
+    a few passes in C instead of a function call each (no code has a line break: then the joined
+    string splits back into as many)."""
     text = "\n".join(codes)
-    if text.count("\n") == len(codes) - 1 and _DOTTED_LINES.fullmatch(text):
-        return dict(zip(text.replace(".", "").split("\n"), codes)) if codes else {}
-    return {undot(c): dot_icd(c) for c in codes}
+    if codes and text.count("\n") == len(codes) - 1:
+        return frozenset(text.replace(".", "").upper().split("\n"))
+    return frozenset(undot(c) for c in codes)
 
 
 class _Sorted(dict):
@@ -63,8 +62,8 @@ class CodeIndex:
             CPT: frozenset(c.upper() for c in cpt),
             HCPCS: frozenset(c.upper() for c in hcpcs),
         }
-        # ICD-10-CM: look up by the undotted form, answer with the dotted one.
-        self._icd: dict[str, str] = _icd_map(list(icd))
+        # ICD-10-CM: looked up by the undotted form; the dotted form answered follows from it.
+        self._icd: frozenset[str] = _undotted(list(icd))
         self._sorted: dict[str, list[str]] = _Sorted(self)
 
     @classmethod
@@ -79,7 +78,7 @@ class CodeIndex:
         """Every known code of one system (ICD-10-CM dotted); empty for a system we do not index."""
         if system == ICD10CM:
             if ICD10CM not in self._codes:
-                self._codes[ICD10CM] = frozenset(self._icd.values())
+                self._codes[ICD10CM] = frozenset(map(_dotted, self._icd))
             return self._codes[ICD10CM]
         return self._codes.get(system, frozenset())
 
@@ -90,7 +89,8 @@ class CodeIndex:
 
     def icd(self, token: str) -> str | None:
         """The dotted ICD-10-CM code for a token written with or without the dot, any case."""
-        return self._icd.get(undot(token))
+        key = undot(token)
+        return _dotted(key) if key in self._icd else None
 
     def between(self, system: str, lo: str, hi: str) -> list[str]:
         """Known codes of one system from lo to hi inclusive, in order."""
