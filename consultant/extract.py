@@ -1,6 +1,7 @@
 """Find the CPT, HCPCS Level II and ICD-10-CM codes (with modifiers, ranges and units) in a question."""
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from consultant import extract_context as ctx
@@ -51,15 +52,37 @@ def find_codes(text: str, index: CodeIndex, quoted_text: str = "") -> Findings:
     Codes come first from the new text in order of appearance, then the quoted-only ones. A code in
     both is asked, and its modifiers and units come from the new text only.
     """
-    asked = _Scan(index, quoted=False)
+    memo = _memo_for(index)
+    asked = _Scan(index, False, memo)
     asked.run(text or "")
-    codes = list(asked.codes.values())
+    found = asked.codes
+    codes = list(found.values())
     if quoted_text:
-        history = _Scan(index, quoted=True)
+        history = _Scan(index, True, memo)
         history.run(quoted_text)
-        codes += [code for key, code in history.codes.items() if key not in asked.codes]
-    attached = {mod for code in asked.codes.values() for mod in code.modifiers}
+        codes += [code for key, code in history.codes.items() if key not in found]
+    if not asked.mentioned:
+        return Findings(codes, [])
+    attached = {mod for code in found.values() for mod in code.modifiers}
     return Findings(codes, [mod for mod in asked.mentioned if mod not in attached])
+
+
+# What a token reads as, per code index: {token: (code, system, known, key) or None}, one dict for
+# tokens after a diagnosis label and one for the others. A token's shape fixes how the scan reads it
+# (five digits, four digits and F/T, a letter and more, with or without a dot), so the token alone
+# is the key. Only one index is remembered (the worker has one at a time; a new release makes a new
+# index) and each dict is emptied when it grows past _MEMO_SIZE, so hostile text cannot bloat it.
+_MEMO_SIZE = 4096
+_memo: tuple[weakref.ref | None, tuple[dict, dict]] = (None, ({}, {}))
+
+
+def _memo_for(index: CodeIndex) -> tuple[dict, dict]:
+    global _memo
+    ref, memo = _memo  # one read, so two threads never mix one index's answers with another's
+    if ref is None or ref() is not index:
+        memo = ({}, {})
+        _memo = (weakref.ref(index), memo)
+    return memo
 
 
 def _shape(code: str) -> str:
@@ -73,12 +96,20 @@ def _number(code: str) -> int:
     return int(code[1:] if code[0].isalpha() else code if code[4].isdigit() else code[:4])
 
 
+# What each MASTER group name means; None for the traps (phones, dates, times, ZIP+4, amounts).
+_KIND = {name: (None if kind in ctx.TRAPS else kind) for name, kind in ctx.KINDS.items()}
+_MISSING = object()
+
+
 class _Scan:
     """One pass over one text, gathering one FoundCode per code and the modifiers mentioned."""
 
-    def __init__(self, index: CodeIndex, quoted: bool):
+    __slots__ = ("index", "quoted", "memo", "codes", "mentioned", "_units_given")
+
+    def __init__(self, index: CodeIndex, quoted: bool, memo: tuple[dict, dict]):
         self.index = index
         self.quoted = quoted
+        self.memo = memo
         self.codes: dict[tuple[str, str], FoundCode] = {}
         self.mentioned: dict[str, None] = {}  # an ordered set
         self._units_given: set[tuple[str, str]] = set()
@@ -86,10 +117,19 @@ class _Scan:
     def run(self, text: str) -> None:
         # Text converted from HTML is full of no-break spaces; read them as spaces (same length,
         # so every offset still points into the original text).
-        for space in _ODD_SPACES:
-            if space in text:
-                text = text.replace(space, " ")
-        search, kinds, traps = ctx.MASTER.search, ctx.KINDS, ctx.TRAPS
+        if not text.isascii():
+            for space in _ODD_SPACES:
+                if space in text:
+                    text = text.replace(space, " ")
+        # The loop reads each candidate the master pattern finds. The common case (a code with
+        # nothing before or after it that matters) is handled inline, with locals only; the rest
+        # goes to methods. Every step keeps the order of the checks of the plain reading.
+        search, kinds, left_first, left_words = ctx.MASTER.search, _KIND, _LEFT_FIRST, ctx.LEFT_WORDS
+        left_context, window, tail_first = ctx.LEFT_CONTEXT.match, ctx.LEFT_WINDOW, _TAIL_FIRST
+        plain_memo, diag_memo = self.memo
+        codes, quoted, units_given = self.codes, self.quoted, self._units_given
+        size = len(text)
+        backwards = None  # the text reversed, made when LEFT_CONTEXT first has to run
         pos = 0
         diag_end = -1  # where the last diagnosis-labelled code ended, for "Dx: M54.16, G89.29"
         while True:
@@ -98,36 +138,86 @@ class _Scan:
                 return
             kind = kinds[m.lastgroup]
             start, pos = m.span()
-            if kind in traps:
+            if kind is None:
                 continue
             if kind == "icdd" or kind == "lett":
                 start -= 1  # the match begins at the digit after the code's letter
             elif kind == "num2" and m.group() not in ctx.CPT_MODIFIERS:
                 continue
-            left = _left(text, start)
-            how = left.lastgroup if left is not None else None
+            # What stands just before the candidate (label, "Dx", state, "$"...), read backwards.
+            left = how = char = None
+            if start:
+                char = text[start - 1]
+                # No branch of LEFT_CONTEXT starts with any other character ("\n", "(", ","...).
+                if char in left_first or char.isalnum() or char == "_":
+                    run = True
+                    if char == " " or char == "\t":
+                        # Mostly an ordinary word stands in front ("bill 62303"): then no need.
+                        before = text[max(0, start - 24):start].rstrip(" \t")
+                        word = before[before.rfind(" ") + 1:].lower()
+                        run = not word.isalnum() or word in left_words
+                    if run:
+                        if backwards is None:
+                            backwards = text[::-1]
+                        left = left_context(backwards, size - start, size - start + window)
+                        if left is not None:
+                            how = left.lastgroup
             if kind == "num2" or kind == "upmod":
                 pos = self._modifier_mention(text, kind, start, pos, how)
                 continue
-            if how in ("currency", "label", "hash"):
-                pos = ctx.ID_REST.match(text, pos).end()  # all of "claim #62303-01"
-                continue
-            if how == "state" and ctx.is_zip(text, start - left.end(), text[start:pos]):
-                continue
-            if text[start - 1:start] not in _BLANK_OR_START and ctx.in_url_or_email(text, start):
+            if how is not None:
+                if how == "currency" or how == "label" or how == "hash":
+                    pos = ctx.ID_REST.match(text, pos).end()  # all of "claim #62303-01"
+                    continue
+                # The state starts where the match ends in the reversed text.
+                if how == "state" and ctx.is_zip(text, size - left.end(), text[start:pos]):
+                    continue
+            if char is not None and char not in " \n\t" and ctx.in_url_or_email(text, start):
                 pos = ctx.ID_REST.match(text, pos).end()
                 continue
             diag = how == "dx" or (diag_end >= 0 and ctx.LIST_SEP.match(text, diag_end).end() == start)
-            found = self._classify(kind, text[start:pos], diag)
+            token = text[start:pos]
+            memo = diag_memo if diag else plain_memo
+            found = memo.get(token, _MISSING)
+            if found is _MISSING:
+                found = self._read(kind, token, diag, memo)
             if found is None:
                 continue
             if found[1] == ICD10CM:
-                self._add(found, (start, pos), (), None, None)
+                units = None
                 diag_end = pos if diag else -1
-                continue
-            diag_end = -1
-            pre_units = int(left["units"][::-1]) if how == "units" else None
-            pos = self._code_with_tail(text, found, start, pos, pre_units or None)
+            else:
+                diag_end = -1
+                units = (int(left["units"][::-1]) or None) if how == "units" else None
+                after = text[pos:pos + 1]
+                if after == " ":
+                    after = text[pos + 1:pos + 2]  # after one space, what TAIL would look at
+                if after in tail_first:
+                    pos = self._code_with_tail(text, found, start, pos, units)
+                    continue
+            # A code with nothing attached: what _add does, inline.
+            key = found[3]
+            entry = codes.get(key)
+            if entry is None:
+                codes[key] = entry = FoundCode(found[0], found[1], quoted, [], 1, found[2],
+                                               [] if quoted else [(start, pos)], None)
+            else:
+                entry.from_range = None  # also named on its own, not only through a range
+                if not quoted:
+                    entry.spans.append((start, pos))
+            if units is not None and key not in units_given:
+                entry.units = units  # the first mention that gives units decides
+                units_given.add(key)
+
+    def _read(self, kind: str, token: str, diag: bool, memo: dict):
+        """_classify's answer with the FoundCode key appended, remembered in memo."""
+        found = self._classify(kind, token, diag)
+        if found is not None:
+            found = (*found, (found[1], found[0]))
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[token] = found
+        return found
 
     def _classify(self, kind: str, token: str, diag: bool) -> tuple[str, str, bool] | None:
         """(code, system, known) for a code-shaped token, or None when it is not taken as a code."""
@@ -223,7 +313,7 @@ class _Scan:
         token = t[name]
         kind = "c5" if token.isdigit() else "c4" if token[0].isdigit() else "lett"
         hi = self._classify(kind, token, False)
-        code, system, _ = lo
+        code, system = lo[0], lo[1]
         if hi is None or hi[1] != system or _shape(hi[0]) != _shape(code):
             return None
         if not 0 < _number(hi[0]) - _number(code) <= MAX_RANGE:
@@ -263,7 +353,7 @@ class _Scan:
 
     def _add(self, found: tuple[str, str, bool], span: tuple[int, int], mods, units: int | None,
              label: str | None) -> None:
-        code, system, known = found
+        code, system, known = found[0], found[1], found[2]
         key = (system, code)
         entry = self.codes.get(key)
         if entry is None:
@@ -280,19 +370,3 @@ class _Scan:
         if units is not None and key not in self._units_given:
             entry.units = units  # the first mention that gives units decides
             self._units_given.add(key)
-
-
-def _left(text: str, start: int):
-    """What stands just before `start` (label, "Dx", state, "$"...), read backwards, or None."""
-    if start == 0:
-        return None
-    char = text[start - 1]
-    if char not in _LEFT_FIRST and not char.isalnum() and char != "_":
-        return None  # no branch of the pattern starts with it ("\n", "(", ","...)
-    if char in " \t":
-        # Mostly an ordinary word stands in front ("bill 62303"): then the pattern need not run.
-        before = text[max(0, start - 24):start].rstrip(" \t")
-        word = before[before.rfind(" ") + 1:].lower()
-        if word.isalnum() and word not in ctx.LEFT_WORDS:
-            return None
-    return ctx.LEFT_CONTEXT.match(text[max(0, start - ctx.LEFT_WINDOW):start][::-1])

@@ -3,6 +3,46 @@ from __future__ import annotations
 
 import re
 
+# Characters other than the letter itself and its other case that (?i) also matches, per ASCII
+# letter (the Kelvin sign, dotted and dotless i, long s): FOLDS spells them out, so a pattern
+# written with plain classes matches exactly what the same pattern under (?i) would.
+_FOLD_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def fold(char: str) -> str:
+    """A pattern for one character that matches what (?i) would match for it, without (?i)."""
+    if char.isascii() and char.isalpha():
+        return f"[{char.lower()}{char.upper()}{_FOLD_EXTRA.get(char.lower(), '')}]"
+    return "[ ]" if char == " " else re.escape(char)
+
+
+def any_of(words: list[str]) -> str:
+    """A pattern for "one of these words, in any case" as a tree of plain character classes.
+
+    It matches the same strings as (?i:w1|w2|...), but the regex engine skips each alternative
+    after one cheap look at a character, where the flat (?i) list enters every alternative; in
+    LEFT_CONTEXT that made the difference. The order of alternatives differs from the flat list,
+    so it is used only where what matters is whether the branch matches, not where it ends.
+    """
+    tree: dict = {}
+    for word in words:
+        node = tree
+        for char in word.lower():
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        ends = "" in node
+        alts = [fold(char) + emit(node[char]) for char in sorted(c for c in node if c)]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 and not ends else f"(?:{'|'.join(alts)})"
+        return f"{body}?" if ends else body
+
+    return emit(tree)
+
+
+
 CPT_MODIFIERS = frozenset(
     "22 23 24 25 26 27 32 33 47 50 51 52 53 54 55 56 57 58 59 62 63 66 76 77 78 79 80 81 82"
     " 90 91 92 93 95 96 97 99 1P 2P 3P 8P".split()
@@ -32,12 +72,15 @@ HCPCS_LETTERS = frozenset("ABCEGHJKLMPQRSTUV")
 LOOKALIKES = frozenset("A1C B12 N95 H2O F150 F16 F35 B52 G20 M16 I95 P90 C19".split())
 
 # Words after a number that make it a measurement, never a modifier ("99214 30 minutes").
-_UNIT_WORDS = (
-    "min|mins|minute|minutes|hr|hrs|hour|hours|sec|secs|seconds|units?|u|mg|mcg|ug|g|gm|grams?|kg|lbs?"
-    "|pounds?|ml|cc|mm|cm|ft|feet|inch|inches|percent|days?|wks?|weeks?|mos?|months?|yrs?|years?|yo|y/o"
-    "|times|patients?|pts|sessions?|mmhg|bpm|degrees?"
-)
-_UNIT_AFTER = rf"[ \t]*(?:%|°|(?i:{_UNIT_WORDS})\b)"
+# ("s?" marks a word that may end in "s"; only whether one of them follows counts, so any_of.)
+_UNIT_WORDS = [w.replace("s?", "") for w in (
+    "min mins minute minutes hr hrs hour hours sec secs seconds units? u mg mcg ug g gm grams? kg lbs?"
+    " pounds? ml cc mm cm ft feet inch inches percent days? wks? weeks? mos? months? yrs? years? yo y/o"
+    " times patients? pts sessions? mmhg bpm degrees?"
+).split()] + [w.replace("?", "") for w in (
+    "units? grams? lbs? pounds? days? wks? weeks? mos? months? yrs? years? patients? sessions? degrees?"
+).split()]
+_UNIT_AFTER = rf"[ \t]*+(?:%|°|{any_of(_UNIT_WORDS)}\b)"
 
 # What may not touch a code on its left (words, currency, e-mail, decimals) and on its right
 # (words, e-mail, "99213.00", "99,213,000"); a glued "x2" on the right is units ("J1100x2").
@@ -51,7 +94,9 @@ MODTOK = rf"(?:[0-9]{{2}}|[1238][Pp]|[A-Za-z][A-Za-z0-9]){_MOD_END}"
 _MODLIST = rf"-?{MODTOK}(?:\s*(?:,|/|&|\+|(?i:and|or)\b)\s*-?{MODTOK})*"
 
 # Words after a number that make it an amount or a distance, never a code ("62303 dollars").
-_AMOUNT_WORDS = "dollars?|usd|bucks|cents|miles|km|feet|steps|kcal|calories"
+# Where one word starts another, the shorter one is never followed by \b: any_of keeps the end.
+_AMOUNT_WORDS = any_of("dollar dollars usd bucks cents miles km feet steps kcal calories".split())
+_AMOUNT_FIRST = f"[{''.join(fold(c)[1:-1] for c in 'bcdfkmsu')}]"
 _UPPER_STARTS = "".join(sorted({m[0] for m in STANDALONE_MODIFIERS}))
 # An extension after a phone number belongs to it: "555-123-4567 x 99213", "... ext. 12".
 _EXTENSION = r"(?:[ \t]*,?[ \t]*(?:[xX]|(?i:ext|extension)\.?)[ \t]*[0-9]{1,6}(?![0-9]))?"
@@ -62,6 +107,8 @@ _PHONE_REST = rf"(?:\([0-9]{{3}}\)[ ]?|[0-9]{{3}}[ .-])[0-9]{{3}}[ .-][0-9]{{4}}
 # other text in C, which is what makes the pass fast. Left context (labels before a number,
 # "Dx", a state, "$") is read afterwards by LEFT_CONTEXT, only for the few candidates.
 # The empty groups at the ends name what matched (m.lastgroup); at the front they would slow it.
+# Digit runs are possessive ("*+") where what follows can never be a digit: giving some back
+# cannot help, and trying it cost more than the rest of the pattern.
 MASTER = re.compile(
     rf"""
     [0-9{_UPPER_STARTS}]
@@ -74,16 +121,19 @@ MASTER = re.compile(
         )
       | (?<=[0-9])(?<!{_NOT_BEFORE}[0-9])                   # the first digit of a number
         (?:
-            (?<=\([0-9])[0-9]{{2}}\)[ ]?[0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}(?P<phone>)
-          | (?<=1)[ .-]?{_PHONE_REST}(?P<phone_1>)
-          | [0-9]{{2}}[ .-][0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}(?P<phone_2>)
-          | [0-9]{{3}}[-/.][0-9]{{1,2}}[-/.][0-9]{{1,2}}(?!\w)(?P<date>)
-          | [0-9]?[-/.][0-9]{{1,2}}[-/.][0-9]{{2,4}}(?!\w)(?P<date_1>)
-          | [0-9]?:[0-9]{{2}}(?::[0-9]{{2}})?(?P<time>)
-          | [0-9]{{4}}-[0-9]{{4}}(?!\w)(?P<zip4>)
-          | [0-9]{{0,2}}(?:,[0-9]{{3}})+(?:\.[0-9]+)?(?!\w)(?P<amount>)
-          | [0-9]*\.[0-9]+(?!\w)(?P<amount_1>)
-          | [0-9]*(?:\.[0-9]+)?[ ]?(?i:{_AMOUNT_WORDS})\b(?P<amount_2>)
+            (?=(?<=1)|(?<=\([0-9])|[0-9]*+(?:[.\-/:,)]|[ ][0-9]|[ ]?{_AMOUNT_FIRST}))  # a trap may follow
+            (?:
+                (?<=\([0-9])[0-9]{{2}}\)[ ]?[0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}(?P<phone>)
+              | (?<=1)[ .-]?{_PHONE_REST}(?P<phone_1>)
+              | [0-9]{{2}}[ .-][0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}(?P<phone_2>)
+              | [0-9]{{3}}[-/.][0-9]{{1,2}}[-/.][0-9]{{1,2}}(?!\w)(?P<date>)
+              | [0-9]?[-/.][0-9]{{1,2}}[-/.][0-9]{{2,4}}(?!\w)(?P<date_1>)
+              | [0-9]?:[0-9]{{2}}(?::[0-9]{{2}})?(?P<time>)
+              | [0-9]{{4}}-[0-9]{{4}}(?!\w)(?P<zip4>)
+              | [0-9]{{0,2}}(?:,[0-9]{{3}})+(?:\.[0-9]+)?(?!\w)(?P<amount>)
+              | [0-9]*+\.[0-9]++(?!\w)(?P<amount_1>)
+              | [0-9]*+(?:\.[0-9]++)?[ ]?{_AMOUNT_WORDS}\b(?P<amount_2>)
+            )
           | [0-9]{{4}}{RIGHT}(?P<c5>)
           | [0-9]{{3}}[FfTt]{RIGHT}(?P<c4>)
           | [0-9]{_MOD_END}(?P<num2>)
@@ -108,7 +158,7 @@ _ID_LABELS = (
 
 
 def _reversed(words: list[str]) -> str:
-    return "|".join(re.escape(w[::-1]).replace("\\ ", "[ ]") for w in sorted(words, key=len, reverse=True))
+    return any_of([w[::-1] for w in words])
 
 
 _STATES = (
@@ -119,17 +169,24 @@ _STATES = (
 # Runs of blanks are matched possessively ("*+"): what follows each run cannot start with a blank,
 # so giving some back never helps, and trying every split made a long run of spaces cost
 # milliseconds per candidate (a million-character body of indented numbers took minutes).
+# Of a match only the branch's name counts, except for "state" (where it ends) and "units" (the
+# number): the other branches may spell their words as trees (any_of), and the blank runs that
+# nothing after them can start with are possessive.
+_ID_WORDS = any_of([".on", "on", ".son", "son", "rebmun", "mun", "rbn", "sdi", "di", "edoc"])
+_DX_WORDS = any_of(["dci", "01dci", "01 dci", "01-dci"] + [f"mc{sep}01{sep2}dci" for sep in ("", " ", "-")
+                                                          for sep2 in ("", " ", "-")]
+                   + ["xdd", "xd", "gaid", "sisongaid", "sesongaid"])
 LEFT_CONTEXT = re.compile(
     rf"""
-      (?:[ ]?[$€£¥]|[ ]?(?i:dsu|rue|pbg)(?!\w))(?P<currency>)
-    | [ \t]*+[:.\#]?[ \t]*+(?:(?:\#|(?i:\.?on|\.?son|rebmun|mun|rbn|sdi|di|edoc)(?=[ \t]))[ \t]*)*
-      (?i:{_reversed(_ID_LABELS)})(?!\w)(?P<label>)
-    | [ \t]*\#[ \t]*(?:(?i:tpc|scpch|sedoc|edoc|dci)(?!\w)(?P<codeword>)|(?P<hash>))
-    | [ \t]*(?:[:\#=-][ \t]*)?(?:(?i:si|saw|fo|era)[ \t]+)?(?:[:\#=-][ \t]*)?
-      (?i:(?:s?edoc[ ])?(?:(?:(?:mc[ -]?)?01[ -]?)?dci|xdd|xd|gaid|s[ie]songaid))(?!\w)(?P<dx>)
+      (?:[ ]?[$€£¥]|[ ]?{any_of(["dsu", "rue", "pbg"])}(?!\w))(?P<currency>)
+    | [ \t]*+[:.\#]?[ \t]*+(?:(?:\#|{_ID_WORDS})(?=[ \t])[ \t]*)*
+      {_reversed(_ID_LABELS)}(?!\w)(?P<label>)
+    | [ \t]*\#[ \t]*(?:{any_of(["tpc", "scpch", "sedoc", "edoc", "dci"])}(?!\w)(?P<codeword>)|(?P<hash>))
+    | [ \t]*+(?:[:\#=-][ \t]*+)?(?:{any_of(["si", "saw", "fo", "era"])}[ \t]++)?(?:[:\#=-][ \t]*+)?
+      (?:{fold("s")}?{any_of(["edoc "])})?{_DX_WORDS}(?!\w)(?P<dx>)
     | [ \t]+,?\.?(?:{'|'.join(s[::-1] for s in _STATES)})(?!\w)(?P<state>)
     | [ \t]+(?i:fo[ \t]+)?(?:(?i:s?tinu|u)[ \t]*|[xX×][ \t]*)(?P<units>[0-9]{{1,3}})(?![\w.,])
-    | -?[ \t]*+[:\#]?[ \t]*+(?i:s?reifidom|s?dom)(?!\w)(?P<modword>)
+    | -?[ \t]*+[:\#]?[ \t]*+{fold("s")}?{any_of(["reifidom", "dom"])}(?!\w)(?P<modword>)
     | -(?![\w\-–.])(?P<dash>)
     """,
     re.VERBOSE,
