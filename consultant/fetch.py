@@ -6,9 +6,11 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -25,6 +27,7 @@ ACTOR = "fetch"
 # What an unreachable server looks like: the message is not at fault, so no state changes.
 IMAP_OUTAGES = (OSError, socket.timeout, ssl.SSLError, IMAPClientError)
 STUB_FIELDS = b"BODY[HEADER.FIELDS (MESSAGE-ID FROM SUBJECT DATE)]"
+_INSERT_RAW = insert(RawMessage)
 
 
 @dataclass
@@ -52,6 +55,7 @@ def connect(imap: Imap) -> IMAPClient:
         client = IMAPClient(imap.host, imap.port, ssl=False, timeout=imap.timeout)
         if imap.security == "starttls":
             client.starttls(tls_context(imap.cafile))
+    client.normalise_times = False  # INTERNALDATE with its zone, not as naive local time
     try:
         client.login(imap.username, password)
     except Exception:
@@ -77,6 +81,13 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     if ids:
         return ids[0], ids[0]
     return "sha256:" + hashlib.sha256(raw).hexdigest(), None
+
+
+def arrival(value) -> datetime | None:
+    """The server's INTERNALDATE in UTC (connect() asks imapclient for aware datetimes)."""
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _megabytes(size: int) -> str:
@@ -130,42 +141,56 @@ class Fetcher:
         sizes = {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in client.fetch(batch, ["RFC822.SIZE"]).items()}
         small = [u for u in batch if u in sizes and sizes[u] <= limit]
         big = [u for u in batch if u in sizes and sizes[u] > limit]
-        bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
-        stubs = client.fetch(big, [STUB_FIELDS.replace(b"BODY", b"BODY.PEEK").decode()]) if big else {}
-        present = []
+        bodies = client.fetch(small, ["BODY.PEEK[]", "INTERNALDATE"]) if small else {}
+        stubs = client.fetch(big, [STUB_FIELDS.replace(b"BODY", b"BODY.PEEK").decode(), "INTERNALDATE"]) if big else {}
+        fetched = []  # (uid, raw, whole, arrived)
+        for uid in batch:
+            if uid in bodies and b"BODY[]" in bodies[uid]:
+                data, raw, whole = bodies[uid], bytes(bodies[uid][b"BODY[]"]), True
+            elif uid in stubs:
+                data, whole = stubs[uid], False
+                raw = bytes(data.get(STUB_FIELDS) or b"")
+            else:
+                continue  # expunged between SEARCH and FETCH: nothing to keep
+            fetched.append((uid, raw, whole, arrival(data.get(b"INTERNALDATE"))))
+        counts.seen += len(fetched)
         with Session(self.engine) as session:
-            for uid in batch:
-                if uid in bodies and b"BODY[]" in bodies[uid]:
-                    raw, whole = bytes(bodies[uid][b"BODY[]"]), True
-                elif uid in stubs:
-                    raw, whole = bytes(stubs[uid].get(STUB_FIELDS) or b""), False
-                else:
-                    continue  # expunged between SEARCH and FETCH: nothing to keep
-                counts.seen += 1
-                present.append(uid)
-                self._store(session, uidvalidity, uid, raw, whole, sizes[uid], counts)
+            self._store(session, uidvalidity, fetched, sizes, counts)
             point = session.get(Checkpoint, (self.account, self.mailbox))
             point.last_uid, point.updated_at = max(batch), utcnow()
             session.commit()  # the messages and the checkpoint move together
-        return present
+        return [uid for uid, *_ in fetched]
 
-    def _store(self, session: Session, uidvalidity: int, uid: int, raw: bytes, whole: bool,
-               size: int, counts: FetchCounts) -> None:
-        key, message_id = dedupe_key(raw)
-        if not whole and message_id is None:
-            key = f"{key}:{size}"
-        qid = states.create(session, ACTOR, dedupe_key=key, message_id=message_id, account=self.account,
-                            mailbox=self.mailbox, uidvalidity=uidvalidity, uid=uid, size=size,
-                            body_downloaded=whole)
-        if qid is None:
-            counts.duplicates += 1
-            vet.info("%s uid %s: already stored (same Message-ID or bytes); skipped", self.mailbox, uid)
-            return
-        session.add(RawMessage(question_id=qid, raw=raw))
-        counts.stored += 1
-        if not whole:
+    def _store(self, session: Session, uidvalidity: int, fetched: list[tuple], sizes: dict[int, int],
+               counts: FetchCounts) -> None:
+        """Store the batch: its questions with one INSERT (a message stored already, or twice in the
+        batch, is skipped by its key), then their raw mail; oversize ones are quarantined."""
+        rows, keys = [], []
+        for uid, raw, whole, arrived in fetched:
+            key, message_id = dedupe_key(raw)
+            if not whole and message_id is None:
+                key = f"{key}:{sizes[uid]}"
+            keys.append(key)
+            rows.append(dict(dedupe_key=key, message_id=message_id, account=self.account, mailbox=self.mailbox,
+                             uidvalidity=uidvalidity, uid=uid, size=sizes[uid], body_downloaded=whole,
+                             arrived_at=arrived))
+        stored = states.create_many(session, ACTOR, rows)
+        raws, oversize = [], []
+        for key, (uid, raw, whole, _arrived) in zip(keys, fetched):
+            qid = stored.pop(key, None)  # popped: a second copy of the key in this batch is a duplicate
+            if qid is None:
+                counts.duplicates += 1
+                vet.info("%s uid %s: already stored (same Message-ID or bytes); skipped", self.mailbox, uid)
+                continue
+            raws.append(dict(question_id=qid, raw=raw))
+            if not whole:
+                oversize.append((qid, sizes[uid]))
+        if raws:
+            session.connection().execute(_INSERT_RAW, raws)
+        counts.stored += len(raws)
+        limit = self.settings.limits.max_message_bytes
+        for qid, size in oversize:
             counts.oversize += 1
-            limit = self.settings.limits.max_message_bytes
             states.transition(session, qid, Status.RECEIVED, Status.QUARANTINED, ACTOR,
                               f"message is {_megabytes(size)}, over limits.max_message_bytes "
                               f"({_megabytes(limit)}); its body was not downloaded", stage="fetch")

@@ -25,7 +25,9 @@ class Question(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("account", "mailbox", "uidvalidity", "uid", name="uq_question_imap_key"),
         Index("ix_question_status_id", "status", "id"),
-        Index("ix_question_sender_received", "from_addr", "received_at"),
+        # The screen's rate limits count by arrival: per sender, and those that passed per status.
+        Index("ix_question_sender_arrived", "from_addr", "arrived_at"),
+        Index("ix_question_status_arrived", "status", "arrived_at"),
         # What retention may still purge: finished questions not purged yet, oldest first.
         Index("ix_question_unpurged", "status", "updated_at", sqlite_where=text("purged_at IS NULL"),
               postgresql_where=text("purged_at IS NULL")),
@@ -44,7 +46,10 @@ class Question(SQLModel, table=True):
     uid: int | None = None
     size: int = 0
     body_downloaded: bool = True
-    received_at: datetime = Field(default_factory=utcnow, index=True)
+    received_at: datetime = Field(default_factory=utcnow, index=True)  # when we stored it
+    # When the mail server got it (IMAP INTERNALDATE), else when we stored it: a backlog fetched
+    # after an outage keeps the times its mail really came in, which the rate limits count by.
+    arrived_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     # Filled by screen and parse.
     from_addr: str | None = Field(default=None, max_length=320)

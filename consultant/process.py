@@ -2,89 +2,80 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
-from . import recent, states
-from .config import Settings
+from . import states
 from .analysis import analyse
+from .batch import (
+    Counts,
+    Item,
+    Outcome,
+    StageError,
+    Thread,
+    code_rows,
+    findings_from_json,
+    findings_json,
+    quarantined,
+    thread_of,
+)
 from .checks import releases_in_force
+from .config import Settings
 from .db import is_sqlite
 from .draft import draft_reply, safe_address
-from .extract import Findings, FoundCode, find_codes
+from .extract import Findings, find_codes
 from .logs import error, redact, vet
 from .lookup import Lookup
 from .mimebounds import Refused, header_block
-from .models import Question, QuestionCode, RawMessage, Reply, utcnow
+from .models import Question, QuestionCode, RawMessage, Reply, as_utc, utcnow
+from .reading import UnreadableMessage, read_message
+from .recent import BatchHistory
 from .redact import mask, masked_fields
-from .reading import UnreadableMessage, decode_header_value, parse_address, parse_msg_ids, read_message
 from .screen import headers_of, screen
 from .send import worker_id
 from .states import Status
+
+__all__ = ["Counts", "Processor", "StageError", "findings_json", "thread_of"]
 
 ACTOR = "worker"
 WAITING = (Status.RECEIVED, Status.PARSED)
 
 
-@dataclass
-class Counts:
-    drafted: int = 0
-    ignored: int = 0
-    quarantined: int = 0
-    lost_race: int = 0
-
-    @property
-    def handled(self) -> int:
-        return self.drafted + self.ignored + self.quarantined + self.lost_race
-
-    def add(self, other: "Counts") -> None:
-        for name in ("drafted", "ignored", "quarantined", "lost_race"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-
-class StageError(Exception):
-    """An item this stage cannot handle: quarantine it with this reason."""
-
-    def __init__(self, stage: str, reason: str, **fields):
-        super().__init__(reason)
-        self.stage, self.reason, self.fields = stage, reason, fields  # fields: columns to record too
-
-
-# Built once, run with new parameters per question (building them again each time was a large share
+# Built once, run with new parameters per batch (building them again each time was a large share
 # of the worker's time).
-_DELETE_CODES = delete(QuestionCode).where(QuestionCode.question_id == bindparam("qid"))
+_ITEMS = select(Question.id, Question.status, Question.attempts, Question.received_at, Question.arrived_at,
+                Question.body_downloaded, Question.size, Question.codes, Question.modifiers, Question.from_name,
+                Question.subject, Question.new_text).where(Question.id.in_(bindparam("ids", expanding=True)))
+_RAWS = select(RawMessage.question_id, RawMessage.raw).where(
+    RawMessage.question_id.in_(bindparam("ids", expanding=True)))
+_DELETE_CODES = delete(QuestionCode).where(QuestionCode.question_id.in_(bindparam("ids", expanding=True)))
 _INSERT_CODE = insert(QuestionCode)
 _INSERT_REPLY = insert(Reply)
-
-
-def _index_codes(session: Session, question_id: int, findings: Findings) -> None:
-    """One question_code row per code found (asked wins over quoted), replacing any from an earlier
-    reading of the same question (a requeue parses it again)."""
-    session.execute(_DELETE_CODES, dict(qid=question_id))
-    found: dict[tuple[str, str], bool] = {}
-    for f in findings.codes:
-        found[(f.system, f.code)] = found.get((f.system, f.code), True) and f.quoted
-    if found:
-        session.execute(_INSERT_CODE, [dict(question_id=question_id, system=system, code=code, quoted=quoted)
-                                       for (system, code), quoted in found.items()])
-
-
-def findings_json(findings: Findings) -> list[dict]:
-    return [dict(asdict(f), spans=[list(s) for s in f.spans]) for f in findings.codes]
+# Raw mail read at once: a batch of large messages is read a few at a time, not held whole.
+RAW_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class Processor:
-    """Holds what stays the same between batches: settings, the code lookup and the stop flag."""
+    """Holds what stays the same between batches: settings, the code lookup and the stop flag.
+
+    A batch is read with a few queries (the questions, their raw mail a few megabytes at a time,
+    what the screen's limits count), worked through in memory (screen, parse, extract, look up,
+    draft), then written in one transaction with executemany statements: a handful of statements
+    per batch instead of about twenty per question.
+    """
 
     def __init__(self, engine: Engine, settings: Settings, stop: threading.Event | None = None,
                  owner: str | None = None):
         self.engine, self.settings = engine, settings
         self.stop = stop or threading.Event()
         self.owner = owner or worker_id()  # whose claim a batch is (host:pid, as for sending)
+        # Reads (the code look-ups, the batch's questions and their mail) go through this read-only
+        # session; each batch's writes through a session of their own.
         self._lookup_session = Session(engine.execution_options(readonly=True))
         self.lookup = Lookup(self._lookup_session)
         # The same for every question: worked out once (templates_dir resolves a path, and
@@ -170,65 +161,140 @@ class Processor:
         return ids
 
     def _batch(self, ids: list[int]) -> Counts:
+        counts, outcomes = Counts(), []
+        try:
+            items = self._read(ids)
+            counts.lost_race += len(ids) - len(items)
+            history = BatchHistory(self._lookup_session, {i.id: i.arrived_at or i.received_at for i in items})
+            for chunk in self._chunks(items):
+                raws = dict(self._lookup_session.execute(_RAWS, dict(ids=[i.id for i in chunk])).all())
+                for item in chunk:
+                    if self.stop.is_set():
+                        break
+                    item.raw = raws.pop(item.id, None)
+                    outcomes.append(self._compute(item, history))
+                    item.raw = None
+        finally:
+            self._lookup_session.rollback()  # the reading is done: no snapshot held while writing
+        counts.add(self._write(ids, outcomes))
+        return counts
+
+    def _read(self, ids: list[int]) -> list[Item]:
+        """The batch's questions still waiting, in id order (mail is answered in arrival order)."""
+        rows = self._lookup_session.execute(_ITEMS, dict(ids=ids)).all()
+        items = [Item(r.id, Status(r.status), r.attempts, as_utc(r.received_at), as_utc(r.arrived_at),
+                      r.body_downloaded, r.size or 0, r.codes, r.modifiers, r.from_name, r.subject, r.new_text)
+                 for r in rows if r.status in WAITING]
+        return sorted(items, key=lambda i: i.id)
+
+    @staticmethod
+    def _chunks(items: list[Item]):
+        chunk, size = [], 0
+        for item in items:
+            if chunk and size + item.size > RAW_CHUNK_BYTES:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(item)
+            size += item.size
+        if chunk:
+            yield chunk
+
+    def _compute(self, item: Item, history: BatchHistory) -> Outcome:
+        if item.attempts > self.settings.limits.max_attempts:
+            reason = f"gave up after {item.attempts - 1} attempts that each stopped the worker"
+            return quarantined(item, "process", reason)
+        try:
+            return self._advance(item, history)
+        except StageError as exc:
+            return quarantined(item, exc.stage, exc.reason, **exc.fields)
+        except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
+            error.exception("question %s: unexpected error while processing", item.id)
+            return quarantined(item, "process", f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+
+    def _write(self, ids: list[int], outcomes: list[Outcome]) -> Counts:
+        """Write the batch in one transaction; if the database refuses it (a value it cannot
+        store), write them one at a time, quarantining only the question that cannot be stored.
+        A lost connection (OperationalError) is an outage: it propagates, nothing is written."""
+        try:
+            with Session(self.engine) as session:
+                counts, done = self._store(session, outcomes)
+                self._release(session, ids)
+                session.commit()
+            self._log(done)
+            return counts
+        except OperationalError:
+            raise
+        except SQLAlchemyError:
+            error.exception("a batch of %d questions could not be written at once; writing them one by one",
+                            len(outcomes))
         counts = Counts()
+        for outcome in outcomes:
+            with Session(self.engine) as session:
+                try:
+                    one, done = self._store(session, [outcome])
+                    session.commit()
+                except OperationalError:
+                    raise
+                except SQLAlchemyError as exc:
+                    session.rollback()
+                    error.exception("question %s: what processing made of it could not be stored", outcome.item.id)
+                    reason = f"internal error: the database refused it: {type(exc).__name__}"
+                    one, done = self._store(session, [quarantined(outcome.item, "process", reason)])
+                    session.commit()
+            counts.add(one)
+            self._log(done)
         with Session(self.engine) as session:
-            for qid in ids:
-                if self.stop.is_set():
-                    break
-                self._one(session, qid, counts)
-            # Release the claim with the work: anything left (told to stop) is free again at once.
-            session.execute(update(Question).where(Question.id.in_(ids), Question.processing_by == self.owner)
-                            .values(processing_until=None).execution_options(synchronize_session=False))
+            self._release(session, ids)
             session.commit()
         return counts
 
-    def _one(self, session: Session, qid: int, counts: Counts) -> None:
-        question = session.get(Question, qid)
-        if question is None or question.status not in (Status.RECEIVED, Status.PARSED):
-            counts.lost_race += 1
-            return
-        status = Status(question.status)
-        if question.attempts > self.settings.limits.max_attempts:
-            reason = f"gave up after {question.attempts - 1} attempts that each stopped the worker"
-            self._quarantine(session, question, status, "process", reason, counts)
-            return
-        try:
-            with session.begin_nested():
-                outcome = self._advance(session, question, status)
-        except StageError as exc:
-            self._quarantine(session, question, status, exc.stage, exc.reason, counts, **exc.fields)
-            return
-        except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
-            error.exception("question %s: unexpected error while processing", qid)
-            reason = f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
-            self._quarantine(session, question, status, "process", reason, counts)
-            return
-        setattr(counts, outcome, getattr(counts, outcome) + 1)
+    def _store(self, session: Session, outcomes: list[Outcome]) -> tuple[Counts, list[Outcome]]:
+        moved = states.transition_many(session, [states.Move(o.item.id, o.item.status, o.steps, o.fields)
+                                                 for o in outcomes], ACTOR)
+        done = [o for o in outcomes if o.item.id in moved]
+        connection = session.connection()
+        reparsed = [o.item.id for o in done if o.codes is not None]
+        if reparsed:  # a requeued question read again: its codes are the new reading's
+            connection.execute(_DELETE_CODES, dict(ids=reparsed))
+        codes = [row for o in done for row in o.codes or ()]
+        if codes:
+            connection.execute(_INSERT_CODE, codes)
+        replies = [o.reply for o in done if o.reply]
+        if replies:
+            connection.execute(_INSERT_REPLY, replies)
+        counts = Counts(lost_race=len(outcomes) - len(done))
+        for o in done:
+            setattr(counts, o.counter, getattr(counts, o.counter) + 1)
+        return counts, done
 
-    def _quarantine(self, session, question, status, stage, reason, counts, **fields) -> None:
-        if states.transition(session, question.id, status, Status.QUARANTINED, ACTOR, reason, stage=stage,
-                             **fields):
-            vet.info("question %s quarantined at %s: %s", question.id, stage, reason)
-            counts.quarantined += 1
-        else:
-            counts.lost_race += 1
+    def _release(self, session: Session, ids: list[int]) -> None:
+        """Release the claim with the work: anything left (told to stop) is free again at once."""
+        session.execute(update(Question).where(Question.id.in_(ids), Question.processing_by == self.owner)
+                        .values(processing_until=None).execution_options(synchronize_session=False))
 
-    def _advance(self, session: Session, question: Question, status: Status) -> str:
-        raw = session.get(RawMessage, question.id)
-        if raw is None or not question.body_downloaded:
+    @staticmethod
+    def _log(done: list[Outcome]) -> None:
+        for o in done:
+            if o.log:
+                vet.info(*o.log)
+
+    def _advance(self, item: Item, history: BatchHistory) -> Outcome:
+        raw = item.raw
+        if raw is None or not item.body_downloaded:
             raise StageError("fetch", "the message body was never downloaded")
-        if status == Status.PARSED:  # requeued after a failed draft: the reading is stored
-            return self._draft(session, question, thread_of(raw.raw), findings_from_json(question))
+        if item.status == Status.PARSED:  # requeued after a failed draft: the reading is stored
+            return self._draft(item, thread_of(raw), findings_from_json(item), item.new_text or "",
+                               dict(from_name=item.from_name, subject=item.subject, new_text=item.new_text))
         limits = self.settings.limits
         try:  # the screen reads only the header block, and only one of a bounded size
-            headers = headers_of(header_block(raw.raw, limits.max_header_bytes))
+            headers = headers_of(header_block(raw, limits.max_header_bytes))
         except Refused as exc:
             raise StageError("parse", exc.reason)
-        verdict = screen(headers, self.settings, **recent.history(session, question.id))
+        verdict = screen(headers, self.settings, **history.for_question(item.id))
         if verdict.action == "quarantine":  # the sender is kept so the operator page can show who
             raise StageError("screen", verdict.reason, from_addr=verdict.sender)
         try:
-            reading = read_message(raw.raw, **limits.reading())
+            reading = read_message(raw, **limits.reading())
         except UnreadableMessage as exc:
             raise StageError("parse", exc.reason)
         redacting = self.settings.privacy.redact_identifiers
@@ -237,12 +303,9 @@ class Processor:
                    from_name=reading.from_name[:200] or None,
                    subject=mask(reading.subject) if redacting else reading.subject, sent_date=reading.date)
         if verdict.action == "ignore":
-            if not states.transition(session, question.id, Status.RECEIVED, Status.IGNORED, ACTOR,
-                                     verdict.reason, stage="screen", **who):
-                return "lost_race"
-            vet.info("question %s from %s ignored by %s: %s", question.id, redact(reading.from_addr),
-                     verdict.rule, verdict.reason)
-            return "ignored"
+            return Outcome(item, "ignored", ((Status.IGNORED, verdict.reason),), dict(who, stage="screen"),
+                           log=("question %s from %s ignored by %s: %s", item.id, redact(reading.from_addr),
+                                verdict.rule, verdict.reason))
         # Codes are found in the original text; with redaction on, what is stored (and what the
         # reviewer and the draft see) is masked to the same length, so the code spans still line up.
         findings = find_codes(reading.new_text, self.lookup.index, reading.quoted_text)
@@ -252,65 +315,37 @@ class Processor:
         texts = dict(new_text=reading.new_text, quoted_text=reading.quoted_text, signature=reading.signature)
         if redacting:
             texts = masked_fields([s for f in findings.codes for s in f.spans], **texts)
-        if not states.transition(
-                session, question.id, Status.RECEIVED, Status.PARSED, ACTOR, None, **who,
-                body_source=reading.body_source, **texts,
-                attachments=[asdict(a) for a in reading.attachments], defects=reading.defects,
-                codes=findings_json(findings), modifiers=findings.modifiers):
-            return "lost_race"
-        _index_codes(session, question.id, findings)
-        # What the draft reads of the question is what was just stored: no need to load it again.
-        stored = dict(from_name=who["from_name"], subject=who["subject"], new_text=texts["new_text"])
+        parsed = dict(who, body_source=reading.body_source, **texts,
+                      attachments=[asdict(a) for a in reading.attachments], defects=reading.defects,
+                      codes=findings_json(findings), modifiers=findings.modifiers)
         thread = Thread(reading.reply_to or reading.from_addr, reading.message_id, reading.references)
-        return self._draft(session, question, thread, findings, reading.new_text, **stored)
+        # What the draft reads of the question is what is stored with it.
+        stored = dict(from_name=who["from_name"], subject=who["subject"], new_text=texts["new_text"])
+        outcome = self._draft(item, thread, findings, reading.new_text, stored, parsed)
+        history.passed(item.id, who["from_addr"])  # the next message of the batch counts this one
+        return outcome
 
-    def _draft(self, session: Session, question: Question, thread: "Thread", findings: Findings,
-               original: str | None = None, **stored) -> str:
-        """Draft the reply; `stored` (from_name, subject, new_text) are the question's columns when
-        they were written in this transaction, else they are read from `question`."""
-        from_name, subject, new_text = (stored["from_name"], stored["subject"], stored["new_text"]) if stored \
-            else (question.from_name, question.subject, question.new_text)
+    def _draft(self, item: Item, thread: "Thread", findings: Findings, original: str, stored: dict,
+               parsed: dict | None = None) -> Outcome:
+        """Draft the reply. `stored` (from_name, subject, new_text) are the question's columns as
+        they will be stored; `parsed`, the reading to store with it when it was read just now."""
         to_addr = safe_address(thread.reply_to)
         if not to_addr:
             raise StageError("draft", "no address to reply to (From and Reply-To are unusable)")
-        text = original if original is not None else new_text or ""
-        found = analyse(self.lookup, findings, text, question.received_at.date(), self.releases)
+        found = analyse(self.lookup, findings, original, item.received_at.date(), self.releases)
         reply = draft_reply(
-            question_id=question.id, templates=self.templates,
+            question_id=item.id, templates=self.templates,
             domain=self.domain, service_name=self.settings.service.name,
-            from_name=from_name or "", to_addr=to_addr, subject=subject or "",
+            from_name=stored["from_name"] or "", to_addr=to_addr, subject=stored["subject"] or "",
             message_id=thread.message_id, references=thread.references,
-            new_text=new_text or "", findings=findings, facts=found.facts,
+            new_text=stored["new_text"] or "", findings=findings, facts=found.facts,
             warnings=found.warnings(), suggestions=found.suggestions)
-        if not states.transition(session, question.id, Status.PARSED, Status.DRAFTED, ACTOR,
-                                 reply.kind, attempts=0, analysis=found.as_json()):
-            return "lost_race"
-        session.execute(_INSERT_REPLY, dict(
-            question_id=question.id, purpose="answer", kind=reply.kind, to_addr=reply.to_addr,
-            subject=reply.subject, text=reply.text, html=reply.html, message_id=reply.message_id,
-            in_reply_to=reply.in_reply_to, references=reply.references, created_at=utcnow()))
-        vet.info("question %s drafted as %s", question.id, reply.kind)
-        return "drafted"
-
-
-@dataclass
-class Thread:
-    """Where the reply goes and what it answers, from the question's own headers."""
-
-    reply_to: str | None
-    message_id: str | None
-    references: list[str]
-
-
-def thread_of(raw: bytes) -> Thread:
-    headers = headers_of(raw)
-    _, reply_to = parse_address(decode_header_value(headers.get("Reply-To", "")))
-    _, sender = parse_address(decode_header_value(headers.get("From", "")))
-    ids = parse_msg_ids(str(headers.get("Message-ID", "")))
-    return Thread(reply_to or sender, ids[0] if ids else None,
-                  parse_msg_ids(str(headers.get("References", ""))))
-
-
-def findings_from_json(question: Question) -> Findings:
-    codes = [FoundCode(**dict(c, spans=[tuple(s) for s in c.get("spans", [])])) for c in question.codes or []]
-    return Findings(codes=codes, modifiers=list(question.modifiers or []))
+        steps = ((Status.PARSED, None),) if parsed is not None else ()
+        return Outcome(
+            item, "drafted", steps + ((Status.DRAFTED, reply.kind),),
+            dict(parsed or {}, attempts=0, analysis=found.as_json()),
+            codes=code_rows(item.id, findings) if parsed is not None else None,
+            reply=dict(question_id=item.id, purpose="answer", kind=reply.kind, to_addr=reply.to_addr,
+                       subject=reply.subject, text=reply.text, html=reply.html, message_id=reply.message_id,
+                       in_reply_to=reply.in_reply_to, references=reply.references, created_at=utcnow()),
+            log=("question %s drafted as %s", item.id, reply.kind))

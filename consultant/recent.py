@@ -1,75 +1,128 @@
-"""What the screen asks the database about a message: how many questions came in the last hour from
-its sender and from everyone, and whether an operator requeued it. Each is one indexed query, run
-only when a rule asks (see consultant.screen.screen)."""
+"""What the screen asks the database about the messages of one batch: how many questions came in the
+hour before each arrived, from its sender and from everyone, and whether an operator requeued it.
+
+The limits count by arrival (question.arrived_at, the mail server's INTERNALDATE), not by when we
+stored a message: a backlog fetched at once after an outage keeps the times its mail really came
+in, so it is not taken for a flood, while a flood that came during the outage still is. Each
+answer is read with one indexed query per batch (per sender for the sender's count), then kept up
+to date in memory as the batch's own questions pass the screen (see consultant.process).
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left, bisect_right, insort
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal_column, select
 from sqlmodel import Session
 
-from .models import Event, Question, utcnow
+from .models import Event, Question, as_utc
 from .states import Status
 
 WINDOW = timedelta(hours=1)
 # Questions that got past the screen: what the global limit counts. Ignored mail is not a question,
 # and quarantined mail (held by a limit or a failed sender check, or broken) is nobody's answer yet.
 PASSED = tuple(s.value for s in Status if s not in (Status.RECEIVED, Status.IGNORED, Status.QUARANTINED))
-
-# The queries below, built once and run with new parameters for every message.
-_FROM_SENDER = select(func.count(Question.id)).where(
-    Question.from_addr == bindparam("addr"), Question.received_at >= bindparam("since"),
-    Question.id != bindparam("qid"), Question.status.not_in([Status.IGNORED.value, Status.QUARANTINED.value]))
-_FIRST_SINCE = (select(Question.id).where(Question.received_at >= bindparam("since"))
-                .order_by(Question.received_at).limit(1))
-_PASSED_FROM = select(func.count()).select_from(Question).where(
-    Question.status.in_(PASSED), Question.id >= bindparam("first"), Question.id != bindparam("qid"))
-_LAST_ACTION = (select(Event.action).where(Event.question_id == bindparam("qid"))
-                .order_by(Event.id.desc()).limit(1))
+NOT_COUNTED_FOR_SENDER = (Status.IGNORED.value, Status.QUARANTINED.value)
 
 
-def from_sender(session: Session, qid: int, since: datetime) -> Callable[[str], int]:
-    """Questions from this address since `since`, other than `qid`, ignored and quarantined ones
-    not counted (a flood that was ignored must not keep its sender blocked, and mail held because
-    someone forged the address must not use up that person's allowance). Addresses are stored
-    lower-case (consultant.process), so the (from_addr, received_at) index answers this."""
-
-    def count(addr: str) -> int:
-        return session.execute(_FROM_SENDER, dict(addr=addr.lower(), since=since, qid=qid)).scalar_one()
-    return count
+def _words(values) -> list:
+    """Fixed words written into the SQL: a list parameter would be expanded, and the statement
+    rendered again, on every run."""
+    return [literal_column(f"'{value}'") for value in values]
 
 
-def overall(session: Session, qid: int, since: datetime) -> Callable[[], int]:
-    """Questions from all senders received since `since` that got past the screen, other than `qid`.
+# The queries below, built once and run with new parameters for every batch.
+_PASSED_IN = select(Question.id, Question.arrived_at).where(
+    Question.status.in_(_words(PASSED)), Question.arrived_at >= bindparam("low"), Question.arrived_at <= bindparam("high"))
+_FROM_SENDER_IN = select(Question.id, Question.arrived_at).where(
+    Question.from_addr == bindparam("addr"), Question.arrived_at >= bindparam("low"),
+    Question.arrived_at <= bindparam("high"), Question.status.not_in(_words(NOT_COUNTED_FOR_SENDER)))
+_LAST_EVENTS = (select(Event.question_id, func.max(Event.id))
+                .where(Event.question_id.in_(bindparam("ids", expanding=True))).group_by(Event.question_id))
+_REQUEUES = select(Event.question_id).where(Event.id.in_(bindparam("ids", expanding=True)),
+                                            Event.action == "requeue")
 
-    This runs for every message, during a flood too, so it must not read the whole window: the id of
-    the first question received in the window comes from the received_at index, and the count then
-    reads only passed questions from that id on, from the (status, id) index alone. Ids grow with
-    arrival (received_at is stamped when the row is inserted), so the two describe the same window;
-    two rows inserted at the same moment by two workers may differ by a few milliseconds.
+
+class Times:
+    """Sorted arrival times, counted over a window ending at a given time."""
+
+    def __init__(self, times) -> None:
+        self.times = sorted(as_utc(t) for t in times)
+
+    def count(self, until: datetime) -> int:
+        return bisect_right(self.times, until) - bisect_left(self.times, until - WINDOW)
+
+    def add(self, at: datetime) -> None:
+        insort(self.times, at)
+
+
+class BatchHistory:
+    """The screen's questions for one batch of questions ({id: arrival time}).
+
+    Rows of the batch itself are left out of what is read; `passed` adds one of them once it got
+    through (it is drafted), so the next message of the batch counts it, as it would count one
+    committed by an earlier batch.
     """
 
-    def count() -> int:
-        first = session.execute(_FIRST_SINCE, dict(since=since)).scalar()
-        if first is None:
-            return 0
-        return session.execute(_PASSED_FROM, dict(first=first, qid=qid)).scalar_one()
-    return count
+    def __init__(self, session: Session, arrivals: dict[int, datetime]) -> None:
+        self.session, self.arrivals = session, {qid: as_utc(at) for qid, at in arrivals.items()}
+        times = self.arrivals.values()
+        self.low = min(times) - WINDOW if times else None
+        self.high = max(times) if times else None
+        self._overall: Times | None = None
+        self._senders: dict[str, Times] = {}
+        self._released: set[int] | None = None
+
+    def _rows(self, statement, **params) -> list[datetime]:
+        rows = self.session.execute(statement, dict(params, low=self.low, high=self.high))
+        return [at for qid, at in rows if qid not in self.arrivals and at is not None]
+
+    def overall(self) -> Times:
+        if self._overall is None:
+            self._overall = Times(self._rows(_PASSED_IN))
+        return self._overall
+
+    def sender(self, addr: str) -> Times:
+        addr = addr.lower()  # stored lower-case (consultant.process), so the index answers this
+        if addr not in self._senders:
+            self._senders[addr] = Times(self._rows(_FROM_SENDER_IN, addr=addr))
+        return self._senders[addr]
+
+    def released(self) -> set[int]:
+        """The batch's questions whose last event is an operator's requeue."""
+        if self._released is None:
+            ids = list(self.arrivals)
+            last = [row[1] for row in self.session.execute(_LAST_EVENTS, dict(ids=ids))] if ids else []
+            self._released = set(self.session.execute(_REQUEUES, dict(ids=last)).scalars()) if last else set()
+        return self._released
+
+    def passed(self, qid: int, sender: str | None) -> None:
+        """Question `qid` of the batch got through the screen: count it from now on."""
+        at = self.arrivals[qid]
+        if self._overall is not None:
+            self._overall.add(at)
+        if sender and sender.lower() in self._senders:
+            self._senders[sender.lower()].add(at)
+
+    def for_question(self, qid: int) -> dict:
+        """The keyword arguments consultant.screen.screen takes, for question `qid` of the batch.
+
+        `recent_from_sender` counts the questions from that address that arrived in the hour up to
+        this one's arrival, ignored and quarantined ones not counted (a flood that was ignored must
+        not keep its sender blocked, and mail held because someone forged the address must not use
+        up that person's allowance); `recent_overall` those from all senders that got past the
+        screen; `released` is true when an operator requeued it: they looked at it, so the rules
+        that hold mail back (global limit, sender authentication) let it through this time.
+        """
+        at = self.arrivals[qid]
+        return dict(recent_from_sender=lambda addr: self.sender(addr).count(at),
+                    recent_overall=lambda: self.overall().count(at),
+                    released=lambda: qid in self.released())
 
 
-def released(session: Session, qid: int) -> Callable[[], bool]:
-    """True when the last event of the question is an operator's requeue: they looked at it, so
-    the rules that hold mail back (global limit, sender authentication) let it through this time."""
-
-    def check() -> bool:
-        last = session.execute(_LAST_ACTION, dict(qid=qid)).scalar()
-        return last == "requeue"
-    return check
-
-
-def history(session: Session, qid: int, now: datetime | None = None) -> dict:
-    """The keyword arguments consultant.screen.screen takes, for question `qid`."""
-    since = (now or utcnow()) - WINDOW
-    return dict(recent_from_sender=from_sender(session, qid, since),
-                recent_overall=overall(session, qid, since), released=released(session, qid))
+def history(session: Session, qid: int) -> dict:
+    """The screen's keyword arguments for one stored question on its own."""
+    at = session.execute(select(Question.arrived_at).where(Question.id == qid)).scalar()
+    if at is None:
+        return {}
+    return BatchHistory(session, {qid: at}).for_question(qid)

@@ -1,9 +1,10 @@
 """The one owner of a question's status: the transition table and compare-and-swap updates."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -77,6 +78,69 @@ def transition(session: Session, question_id: int, expected: Status | str, to: S
     return True
 
 
+@dataclass
+class Move:
+    """One question's moves for transition_many: from `expected` through each (status, reason) of
+    `steps` in turn, setting `fields` (other columns) with the last."""
+
+    question_id: int
+    expected: Status
+    steps: tuple[tuple[Status, str | None], ...]
+    fields: dict = field(default_factory=dict)
+
+
+_CURRENT = select(Question.id, Question.status).where(Question.id.in_(bindparam("ids", expanding=True)))
+_CURRENT_LOCKED = _CURRENT.with_for_update()
+
+
+def transition_many(session: Session, moves: list[Move], actor: str) -> set[int]:
+    """Make many questions' moves at once; return the ids moved. A question no longer at its
+    `expected` status (someone else moved it first) is left alone.
+
+    The rows are read first (locked FOR UPDATE on PostgreSQL; on SQLite the transaction holds the
+    write lock from its BEGIN IMMEDIATE), then one UPDATE per set of columns and one INSERT of
+    every step's audit Event run as executemany: far cheaper per question than `transition`,
+    with the same outcome. Raises IllegalTransition, before writing anything, for a step the
+    table forbids. The caller commits.
+    """
+    for move in moves:
+        frm = Status(move.expected)
+        for to, _reason in move.steps:
+            if Status(to) not in TRANSITIONS[frm]:
+                raise IllegalTransition(f"{frm} -> {to} is not allowed")
+            frm = Status(to)
+    if not moves:
+        return set()
+    read = _CURRENT_LOCKED if session.get_bind().dialect.name == "postgresql" else _CURRENT
+    connection = session.connection()
+    current = dict(connection.execute(read, dict(ids=[m.question_id for m in moves])).all())
+    now = utcnow()
+    updates: dict[tuple[str, ...], list[dict]] = {}
+    events, moved = [], set()
+    for move in moves:
+        expected = Status(move.expected)
+        if current.get(move.question_id) != expected.value or move.question_id in moved:
+            continue
+        final, reason = move.steps[-1]
+        values = dict(move.fields, status=Status(final).value, updated_at=now)
+        if reason is not None and final in (S.IGNORED, S.QUARANTINED, S.FAILED, S.REJECTED):
+            values["reason"] = reason
+        params = {f"v_{name}": value for name, value in values.items()}
+        updates.setdefault(tuple(sorted(values)), []).append(
+            dict(params, w_id=move.question_id, w_status=expected.value))
+        frm = expected
+        for to, why in move.steps:
+            events.append(dict(question_id=move.question_id, at=now, actor=actor, action="transition",
+                               from_status=frm.value, to_status=Status(to).value, reason=why))
+            frm = Status(to)
+        moved.add(move.question_id)
+    for names, rows in updates.items():
+        connection.execute(_update_for(names), rows)
+    if events:
+        connection.execute(_EVENT, events)
+    return moved
+
+
 # Built once and reused with new parameters: building a statement (and its cache key) again for
 # every question costs more than running it.
 _EVENT = insert(Event)
@@ -103,25 +167,46 @@ def note(session: Session, question_id: int, actor: str, action: str, reason: st
                                  from_status=None, to_status=None, reason=reason))
 
 
+_CREATE: dict[str, object] = {}
+
+
+def _create_statement(session: Session):
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, dedupe_key for question, in the session's
+    SQL dialect, built once: run with a list of rows, SQLAlchemy sends them as multi-row INSERTs."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _CREATE:
+        if dialect == "postgresql":
+            stmt = postgresql.insert(Question)
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(Question)
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            raise NotImplementedError(dialect)
+        _CREATE[dialect] = stmt.on_conflict_do_nothing().returning(Question.id, Question.dedupe_key)
+    return _CREATE[dialect]
+
+
 def create(session: Session, actor: str, **fields) -> int | None:
     """Store a new question as received; return its id, or None if its dedupe key exists already.
 
     INSERT ... ON CONFLICT DO NOTHING keeps a re-delivered message (same Message-ID) stored once,
     even with several workers racing.
     """
+    return create_many(session, actor, [fields]).get(fields["dedupe_key"])
+
+
+def create_many(session: Session, actor: str, rows: list[dict]) -> dict[str, int]:
+    """Store new questions as received, with multi-row INSERTs; return {dedupe_key: id} of
+    those stored. A row whose key (or IMAP uid) is stored already, or repeats an earlier row of the
+    same call, is left out: each message is stored once, the first time it is seen. Every row
+    must have the same fields; `arrived_at` (the server's arrival time) defaults to now."""
     now = utcnow()
-    values = dict(fields, status=S.RECEIVED.value, received_at=now, updated_at=now)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt = postgresql.insert(Question).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(Question).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(dialect)
-    result = session.execute(stmt.returning(Question.id))
-    row = result.first()
-    if row is None:
-        return None
-    session.execute(_EVENT, dict(question_id=row[0], at=now, actor=actor, action="transition",
-                                 from_status=None, to_status=S.RECEIVED.value, reason=fields.get("reason")))
-    return row[0]
+    values = [dict(row, status=S.RECEIVED.value, received_at=now, updated_at=now,
+                   arrived_at=row.get("arrived_at") or now) for row in rows]
+    stored: dict[str, int] = {}
+    if values:
+        result = session.connection().execute(_create_statement(session), values)
+        stored.update((key, qid) for qid, key in result)
+    if stored:
+        session.connection().execute(_EVENT, [dict(question_id=qid, at=now, actor=actor, action="transition", from_status=None,
+                                      to_status=S.RECEIVED.value, reason=None) for qid in stored.values()])
+    return stored

@@ -173,7 +173,7 @@ def test_the_rate_limit_counts_recent_questions_from_the_same_sender_in_the_data
             "rate limit (2 questions from this sender in the last hour; limit 2)")
         # An hour later the first two no longer count.
         session.execute(update(Question).where(Question.id.in_(ids[:2]))
-                        .values(received_at=utcnow() - timedelta(minutes=61)))
+                        .values(arrived_at=utcnow() - timedelta(minutes=61)))
         session.commit()
     later = inject(engine, question_from(jane, 6))
     run()
