@@ -18,8 +18,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-from common import add_seed_option, emit, questions, seeded_database, stop_on_sigterm  # first: sys.path
-
+from common import (  # first: sys.path
+    add_seed_option,
+    emit,
+    questions,
+    seeded_database,
+    stop_on_sigterm,
+)
 from sqlmodel import Session
 
 from consultant.analysis import analyse

@@ -39,7 +39,7 @@ def _undotted(codes: list[str]) -> frozenset[str]:
 class _Sorted(dict):
     """The ordered codes of a system (for ranges), sorted the first time a range needs them."""
 
-    def __init__(self, index: "CodeIndex") -> None:
+    def __init__(self, index: CodeIndex) -> None:
         super().__init__()
         self._index = index
 
@@ -67,7 +67,7 @@ class CodeIndex:
         self._sorted: dict[str, list[str]] = _Sorted(self)
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[str, str]]) -> "CodeIndex":
+    def from_rows(cls, rows: Iterable[tuple[str, str]]) -> CodeIndex:
         """Build from (system, code) pairs, as read from the Code table."""
         by_system: dict[str, list[str]] = {s: [] for s in SYSTEMS}
         for system, code in rows:

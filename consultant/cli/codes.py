@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 from sqlmodel import Session
 
-from ..codeindex import ICD10CM
 from ..errors import NotFound
-from ..lookup import Lookup
 from . import STATE, codes_app, console
+
+if TYPE_CHECKING:
+    from ..lookup import Lookup
 
 
 def resolve(lookup: Lookup, text: str):
     """A code as typed ('m5416', 'J1100', '99213') -> the facts of the system that knows it."""
+    from ..codeindex import ICD10CM
+
     token = text.strip().upper()
     for system in ("CPT", "HCPCS"):
         if lookup.index.has(system, token):
@@ -29,6 +32,7 @@ def resolve(lookup: Lookup, text: str):
 def show(code: str, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Show everything known about a code, with the release each fact came from."""
     from ..knowledge import everything
+    from ..lookup import Lookup
 
     engine = STATE.require_schema()
     with Session(engine) as session:
@@ -41,6 +45,10 @@ def show(code: str, as_json: bool = typer.Option(False, "--json", help="Print JS
 
 
 def _print_code(d: dict) -> None:
+    from rich.table import Table
+
+    from ..codeindex import ICD10CM
+
     console.print(f"{d['code']} ({d['system']}) {d['title']}", style="bold", soft_wrap=True)
     status = d["status"] + (f", ended {d['end_date']}" if d["end_date"] else "")
     console.print(f"status: {status}" + (f"; effective {d['effective']}" if d["effective"] else ""))
@@ -70,6 +78,8 @@ def _print_code(d: dict) -> None:
 
 
 def _print_edits(d: dict) -> None:
+    from rich.table import Table
+
     ptp = d["ptp"]
     if not ptp["loaded"]:
         console.print("NCCI PTP edits: not loaded")

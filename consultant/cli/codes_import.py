@@ -7,10 +7,8 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.table import Table
 from sqlmodel import Session
 
-from ..db import session_scope
 from . import STATE, codes_app, console
 
 import_app = typer.Typer(help="Load a licensed code file as a release (a re-import of the same release replaces it).",
@@ -47,6 +45,7 @@ def _name():
 
 def _run(first: Path, load: Callable) -> None:
     """Run one import in one transaction with a progress bar, then print a line with the row count."""
+    from ..db import session_scope
     from .admin import progress_bar
 
     engine = STATE.require_schema()
@@ -127,6 +126,8 @@ def releases(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     if as_json:
         console.print_json(json.dumps(rows))
         return
+    from rich.table import Table
+
     table = Table("id", "kind", "name", "file", "effective", "rows", "loaded at", "in force")
     for r in rows:
         force = "" if r["in_force"] is None else ("yes" if r["in_force"] else "no")

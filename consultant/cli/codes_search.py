@@ -5,7 +5,6 @@ import json
 from dataclasses import asdict
 
 import typer
-from rich.table import Table
 from sqlmodel import Session
 
 from . import STATE, codes_app, console
@@ -27,6 +26,8 @@ def search(words: str = typer.Argument(..., help='Words ("thoracic myelogram") o
     if not hits:
         console.print(f"no code matches {words!r}")
         return
+    from rich.table import Table
+
     table = Table("code", "system", "title", "score")
     for hit in hits:
         table.add_row(hit.code, hit.system, hit.title, f"{hit.score:g}")

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
 from sqlmodel import Session
 
 from .. import operator, queries
@@ -32,6 +30,8 @@ def queue(status: str = typer.Option(None, "--status", "-s", help=STATUS_HELP, c
           limit: int = typer.Option(50, help="At most this many rows."),
           as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """Questions oldest first (default: those waiting for review), with counts per status."""
+    from rich.table import Table
+
     engine = STATE.require_schema()
     with Session(engine.execution_options(readonly=True)) as session:
         rows = queries.queue(session, status, limit)
@@ -54,6 +54,9 @@ def queue(status: str = typer.Option(None, "--status", "-s", help=STATUS_HELP, c
 @app.command()
 def show(question_id: int, as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """One question: headers, the text that was read, codes found, the draft and its history."""
+    from rich.panel import Panel
+    from rich.table import Table
+
     engine = STATE.require_schema()
     with Session(engine.execution_options(readonly=True)) as session:
         d = queries.detail(session, question_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 from sqlmodel import Session
 
 from ..models import utcnow
@@ -39,6 +38,8 @@ def _answered(seen: dict) -> str:
 def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
           days: int = typer.Option(30, "--days", min=1, max=365, help="Window for review times and reviewers.")):
     """Counts per status, the oldest waiting question, activity, review times, reviewers and the service."""
+    from rich.table import Table
+
     from .. import stats as stats_module
 
     engine = STATE.require_schema()

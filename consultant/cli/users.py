@@ -4,10 +4,8 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.table import Table
 from sqlmodel import Session
 
-from .. import accounts
 from ..errors import ConsultantError
 from . import STATE, app, console
 
@@ -28,6 +26,8 @@ def read_password() -> str:
 @users_app.command("add")
 def add(name: str, role: str = typer.Option(..., "--role", help="reviewer, operator or admin")):
     """Create a user; the password comes from a prompt or standard input."""
+    from .. import accounts
+
     with Session(STATE.require_schema()) as session:
         accounts.add(session, name, role, read_password())
         session.commit()
@@ -37,6 +37,8 @@ def add(name: str, role: str = typer.Option(..., "--role", help="reviewer, opera
 @users_app.command("passwd")
 def passwd(name: str):
     """Set a new password; the user's open sessions end."""
+    from .. import accounts
+
     with Session(STATE.require_schema()) as session:
         accounts.set_password(session, name, read_password())
         session.commit()
@@ -56,6 +58,8 @@ def enable(name: str):
 
 
 def _set_disabled(name: str, disabled: bool) -> None:
+    from .. import accounts
+
     with Session(STATE.require_schema()) as session:
         accounts.set_disabled(session, name, disabled)
         session.commit()
@@ -65,9 +69,13 @@ def _set_disabled(name: str, disabled: bool) -> None:
 @users_app.command("list")
 def list_users():
     """Every user with role, state and last login."""
+    from .. import accounts
+
     with Session(STATE.require_schema()) as session:
         rows = [(u.name, u.role, "disabled" if u.disabled else "active",
                  f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else "never") for u in accounts.users(session)]
+    from rich.table import Table
+
     table = Table("name", "role", "state", "last login (UTC)")
     for row in rows:
         table.add_row(*row)
