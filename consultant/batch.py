@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from email.message import Message
 
 from .extract import Findings, FoundCode
 from .reading import decode_header_value, parse_address, parse_msg_ids
@@ -70,6 +71,8 @@ class Item:
     subject: str | None
     new_text: str | None
     raw: bytes | None = None
+    headers: Message | None = None  # the header block, parsed before the batch is screened
+    refused: str | None = None  # why the header block could not be read (a limit)
 
 
 @dataclass
@@ -97,6 +100,11 @@ class Thread:
     reply_to: str | None
     message_id: str | None
     references: list[str]
+
+
+def sender_of(headers: Message) -> str | None:
+    """The From address, as the screen reads it."""
+    return parse_address(decode_header_value(headers.get("From", "")))[1]
 
 
 def thread_of(raw: bytes) -> Thread:

@@ -22,6 +22,7 @@ from .batch import (
     findings_from_json,
     findings_json,
     quarantined,
+    sender_of,
     thread_of,
 )
 from .checks import releases_in_force
@@ -169,11 +170,13 @@ class Processor:
             for chunk in self._chunks(items):
                 raws = dict(self._lookup_session.execute(_RAWS, dict(ids=[i.id for i in chunk])).all())
                 for item in chunk:
-                    if self.stop.is_set():
-                        break
                     item.raw = raws.pop(item.id, None)
-                    outcomes.append(self._compute(item, history))
-                    item.raw = None
+                    self._headers(item)
+                history.preload(sender_of(i.headers) for i in chunk if i.headers is not None)
+                for item in chunk:
+                    if not self.stop.is_set():
+                        outcomes.append(self._compute(item, history))
+                    item.raw = item.headers = None
         finally:
             self._lookup_session.rollback()  # the reading is done: no snapshot held while writing
         counts.add(self._write(ids, outcomes))
@@ -198,6 +201,17 @@ class Processor:
             size += item.size
         if chunk:
             yield chunk
+
+    def _headers(self, item: Item) -> None:
+        """Parse the header block of a question about to be screened (only one of a bounded size)."""
+        if item.raw is None or item.status != Status.RECEIVED or not item.body_downloaded:
+            return
+        try:
+            item.headers = headers_of(header_block(item.raw, self.settings.limits.max_header_bytes))
+        except Refused as exc:
+            item.refused = exc.reason
+        except Exception:  # left to _compute, which quarantines it with the error
+            pass
 
     def _compute(self, item: Item, history: BatchHistory) -> Outcome:
         if item.attempts > self.settings.limits.max_attempts:
@@ -286,10 +300,9 @@ class Processor:
             return self._draft(item, thread_of(raw), findings_from_json(item), item.new_text or "",
                                dict(from_name=item.from_name, subject=item.subject, new_text=item.new_text))
         limits = self.settings.limits
-        try:  # the screen reads only the header block, and only one of a bounded size
-            headers = headers_of(header_block(raw, limits.max_header_bytes))
-        except Refused as exc:
-            raise StageError("parse", exc.reason)
+        if item.refused:
+            raise StageError("parse", item.refused)
+        headers = item.headers if item.headers is not None else headers_of(header_block(raw, limits.max_header_bytes))
         verdict = screen(headers, self.settings, **history.for_question(item.id))
         if verdict.action == "quarantine":  # the sender is kept so the operator page can show who
             raise StageError("screen", verdict.reason, from_addr=verdict.sender)

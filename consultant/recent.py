@@ -37,6 +37,9 @@ _PASSED_IN = select(Question.id, Question.arrived_at).where(
 _FROM_SENDER_IN = select(Question.id, Question.arrived_at).where(
     Question.from_addr == bindparam("addr"), Question.arrived_at >= bindparam("low"),
     Question.arrived_at <= bindparam("high"), Question.status.not_in(_words(NOT_COUNTED_FOR_SENDER)))
+_FROM_SENDERS_IN = select(Question.id, Question.from_addr, Question.arrived_at).where(
+    Question.from_addr.in_(bindparam("addrs", expanding=True)), Question.arrived_at >= bindparam("low"),
+    Question.arrived_at <= bindparam("high"), Question.status.not_in(_words(NOT_COUNTED_FOR_SENDER)))
 _LAST_EVENTS = (select(Event.question_id, func.max(Event.id))
                 .where(Event.question_id.in_(bindparam("ids", expanding=True))).group_by(Event.question_id))
 _REQUEUES = select(Event.question_id).where(Event.id.in_(bindparam("ids", expanding=True)),
@@ -87,6 +90,18 @@ class BatchHistory:
         if addr not in self._senders:
             self._senders[addr] = Times(self._rows(_FROM_SENDER_IN, addr=addr))
         return self._senders[addr]
+
+    def preload(self, addrs) -> None:
+        """Read the counts of these senders (those of the batch) with one query, not one each."""
+        wanted = sorted({a.lower() for a in addrs if a} - self._senders.keys())
+        for first in range(0, len(wanted), 500):
+            chunk = wanted[first:first + 500]
+            found: dict[str, list[datetime]] = {addr: [] for addr in chunk}
+            rows = self.session.execute(_FROM_SENDERS_IN, dict(addrs=chunk, low=self.low, high=self.high))
+            for qid, addr, at in rows:
+                if qid not in self.arrivals and at is not None and addr in found:
+                    found[addr].append(at)
+            self._senders.update((addr, Times(times)) for addr, times in found.items())
 
     def released(self) -> set[int]:
         """The batch's questions whose last event is an operator's requeue."""
