@@ -1,17 +1,24 @@
 """Outgoing mail: build a reply from our own values only, connect to SMTP, keep a copy in Sent."""
 from __future__ import annotations
 
+import email.policy
 import io
 import re
+import secrets
 import smtplib
 import socket
 import ssl
 from collections.abc import Callable
+from email.contentmanager import _encode_text  # the stdlib's choice of transfer encoding
 from email.generator import BytesGenerator
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
+from functools import lru_cache
+from pathlib import Path
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from .config import Settings, Smtp
 from .draft import environment, one_line, safe_address, safe_msg_ids
@@ -25,6 +32,7 @@ PENDING, HANDED, DELIVERED = b"$CCPending", b"$CCSending", b"$CCSent"
 SMTP_OUTAGES = (OSError, socket.timeout, ssl.SSLError, smtplib.SMTPServerDisconnected,
                 smtplib.SMTPConnectError, smtplib.SMTPHeloError)
 _APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
+_LEADING_DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 4.5.2)
 
 
 def connect_smtp(smtp: Smtp) -> smtplib.SMTP:
@@ -45,15 +53,21 @@ def connect_smtp(smtp: Smtp) -> smtplib.SMTP:
     return client
 
 
-def transmit(client: smtplib.SMTP, msg: EmailMessage, from_addr: str, to_addr: str,
-             before_data: Callable[[], None]) -> None:
-    """What smtplib's send_message does for one ASCII recipient, in steps: MAIL and RCPT, then
-    `before_data()`, then DATA. Nothing can be delivered before the server has the message data, so
-    until before_data() returns, a crash leaves the reply certainly unsent. Refusals raise the
-    exceptions sendmail raises; if before_data() raises, the envelope is reset and it propagates."""
+def flatten(msg: EmailMessage) -> bytes:
+    """The message as it goes over the wire (CRLF line ends), also what the Sent folder keeps."""
     with io.BytesIO() as flat:
         BytesGenerator(flat, policy=msg.policy).flatten(msg, linesep="\r\n")
-        data = flat.getvalue()
+        return flat.getvalue()
+
+
+def transmit(client: smtplib.SMTP, data: bytes, from_addr: str, to_addr: str,
+             before_data: Callable[[], None], while_waiting: Callable[[], None] | None = None) -> None:
+    """What smtplib's send_message does for one ASCII recipient (`data` as flatten() makes it), in
+    steps: MAIL and RCPT, then `before_data()`, then DATA. Nothing can be delivered before the
+    server has the message data, so until before_data() returns, a crash leaves the reply certainly
+    unsent. Refusals raise the exceptions sendmail raises; if before_data() raises, the envelope is
+    reset and it propagates. `while_waiting()` (it must not raise) runs once the data is on its
+    way, while the server takes it in: work done there costs no time of its own."""
     client.ehlo_or_helo_if_needed()
     code, words = client.mail(from_addr)
     if code != 250:
@@ -68,7 +82,14 @@ def transmit(client: smtplib.SMTP, msg: EmailMessage, from_addr: str, to_addr: s
     except Exception:
         _reset(client, None)
         raise
-    code, words = client.data(data)
+    # smtplib's data(), in two halves so that while_waiting() runs between them.
+    code, words = client.docmd("data")
+    if code == 354:
+        stuffed = _LEADING_DOT.sub(b"..", data)
+        client.send(stuffed + (b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n"))
+        if while_waiting is not None:
+            while_waiting()
+        code, words = client.getreply()
     if code != 250:
         _reset(client, code)
         raise smtplib.SMTPDataError(code, words)
@@ -89,6 +110,49 @@ def paragraphs(text: str) -> list[str]:
     return [p.strip("\n") for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
 
 
+class _HeaderClasses(HeaderRegistry):
+    """The standard registry, except that each header's class is made once: HeaderRegistry makes a
+    new class every time it parses a header, which was a third of the cost of building a reply."""
+
+    def __init__(self):
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        made = self._made.get(name.lower())
+        if made is None:
+            made = self._made[name.lower()] = super().__getitem__(name)
+        return made
+
+
+# email.policy.default with the registry above: the same headers, the same bytes.
+POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+
+
+@lru_cache(maxsize=64)
+def _fixed(name: str, value: str):
+    """A header that many messages carry (ours, the MIME structure's), parsed once: a parsed header
+    is immutable, so messages can share it."""
+    return POLICY.header_factory(name, value)
+
+
+def _text_part(text: str, subtype: str) -> EmailMessage:
+    """What set_content(text, subtype) makes of a part, without parsing its fixed headers again for
+    every message: the same transfer encoding (the stdlib's own choice), headers and payload.
+    tests/test_send_build.py holds it to the stdlib's bytes."""
+    part = EmailMessage(policy=POLICY)
+    cte, payload = _encode_text(text, "utf-8", None, POLICY)
+    part["Content-Type"] = _fixed("Content-Type", f'text/{subtype}; charset="utf-8"')
+    part.set_payload(payload)
+    part["Content-Transfer-Encoding"] = _fixed("Content-Transfer-Encoding", cte)
+    return part
+
+
+@lru_cache(maxsize=4)
+def _templates(folder: Path):
+    return environment(folder)
+
+
 def build(reply: Reply, settings: Settings) -> EmailMessage:
     """The message as it will be sent. Every header comes from our settings or from values that were
     checked when the draft was made, and is checked again here: nothing hostile reaches a header."""
@@ -96,8 +160,8 @@ def build(reply: Reply, settings: Settings) -> EmailMessage:
     if not to_addr:
         raise ValueError(f"reply {reply.id}: the recipient address is not usable")
     service = settings.service
-    msg = EmailMessage()
-    msg["From"] = formataddr((one_line(service.name, 80), service.address))
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = _fixed("From", formataddr((one_line(service.name, 80), service.address)))
     msg["To"] = to_addr
     msg["Subject"] = one_line(reply.subject)
     msg["Date"] = formatdate(localtime=False)
@@ -108,18 +172,33 @@ def build(reply: Reply, settings: Settings) -> EmailMessage:
     references = safe_msg_ids((reply.references or "").split())
     if references:
         msg["References"] = " ".join(references)
-    msg["Auto-Submitted"] = "auto-replied"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg[service.loop_header] = service.address
+    msg["Auto-Submitted"] = _fixed("Auto-Submitted", "auto-replied")
+    msg["X-Auto-Response-Suppress"] = _fixed("X-Auto-Response-Suppress", "All")
+    msg[service.loop_header] = _fixed(service.loop_header, service.address)
     if reply.edited_text:
-        html = environment(settings.templates_dir()).get_template("reply/edited.html.j2").render(
+        html = _templates(settings.templates_dir()).get_template("reply/edited.html.j2").render(
             re_subject=one_line(reply.subject), paragraphs=paragraphs(reply.edited_text))
         text = reply.edited_text
     else:
         text, html = reply.text, reply.html
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    # As set_content(text) then add_alternative(html, subtype="html") arrange it, MIME-Version and
+    # all (the stdlib gives the second part a MIME-Version of its own).
+    parts = _text_part(text, "plain"), _text_part(html, "html")
+    parts[1]["MIME-Version"] = _fixed("MIME-Version", "1.0")
+    msg["MIME-Version"] = _fixed("MIME-Version", "1.0")
+    msg["Content-Type"] = f'multipart/alternative; boundary="{_boundary(parts)}"'
+    for part in parts:
+        msg.attach(part)
     return msg
+
+
+def _boundary(parts) -> str:
+    """A boundary of the generator's shape, unguessable, and (as the generator makes sure of its
+    own) found in no part: then the generator takes it instead of searching the text for one."""
+    while True:
+        boundary = f"==============={secrets.randbits(63):019d}=="
+        if not any(f"--{boundary}" in part.get_payload() for part in parts):
+            return boundary
 
 
 class SentFolder:
@@ -128,30 +207,30 @@ class SentFolder:
 
     def __init__(self, client: IMAPClient, folder: str):
         self.client, self.folder = client, folder
-        self._current = False  # selected, and nothing appended since
+        self._selected = False
+        self._flags: dict[int, tuple] = {}  # what mark_handed() found on each copy
 
     def _select(self) -> None:
-        """Select the folder unless the view already holds every copy we put there: a SELECT costs a
-        round trip, and the one between the SMTP transaction and DELIVERED widens the window in
-        which a crash leaves a reply in doubt."""
-        if not self._current:
+        """Select the folder once: a copy we APPEND to the selected folder joins the view at once
+        (the server announces it), so no SELECT is needed between sending and DELIVERED, where a
+        round trip would widen the window in which a crash leaves a reply in doubt."""
+        if not self._selected:
             self.client.select_folder(self.folder)
-            self._current = True
+            self._selected = True
 
-    def put_pending(self, msg: EmailMessage) -> int | None:
-        self._current = False
-        response = self.client.append(self.folder, msg.as_bytes(), flags=[b"\\Seen", PENDING])
+    def put_pending(self, data: bytes, message_id: str) -> int | None:
+        response = self.client.append(self.folder, data, flags=[b"\\Seen", PENDING])
         match = _APPENDUID.search(response if isinstance(response, bytes) else str(response).encode())
         if match:
             return int(match[1])
-        return self.find(msg["Message-ID"])[0]
+        return self.find(message_id)[0]
 
     def find(self, message_id: str) -> tuple[int | None, str]:
         """The live copy with this Message-ID and how far it got: (uid, "delivered"), (uid, "handed")
         (it went to the SMTP server, which may or may not have taken it), (uid, "pending") (it never
         reached the server), or (None, "none")."""
         self.client.select_folder(self.folder)
-        self._current = True
+        self._selected = True
         uids = self.client.search(["NOT", "DELETED", "HEADER", "Message-ID", message_id])
         if not uids:
             return None, "none"
@@ -163,17 +242,27 @@ class SentFolder:
         return uids[0], "pending"
 
     def mark_handed(self, uid: int) -> None:
-        """Just before the SMTP transaction: from now on the server may have the reply."""
+        """Just before the message data goes out: from now on the server may have the reply. The
+        flag is checked in the server's answer (a SELECT and a second try if the view does not
+        hold the copy yet): a reply must never leave with its copy still saying PENDING."""
         self._select()
-        self.client.add_flags([uid], [HANDED], silent=True)
+        for attempt in range(2):
+            flags = self.client.add_flags([uid], [HANDED]).get(uid, ())
+            if HANDED in flags:
+                self._flags[uid] = flags
+                return
+            self.client.select_folder(self.folder)
+        raise IMAPClientError(f"the copy {uid} in the Sent folder could not be marked as handed over")
 
     def mark_delivered(self, uid: int) -> None:
+        """DELIVERED in, PENDING out, in one STORE (the other flags as mark_handed found them)."""
         self._select()
-        self.client.add_flags([uid], [DELIVERED], silent=True)
-        self.client.remove_flags([uid], [PENDING], silent=True)
+        kept = [f for f in self._flags.pop(uid, (b"\\Seen", HANDED)) if f not in (PENDING, b"\\Recent")]
+        self.client.set_flags([uid], [*kept, DELIVERED], silent=True)
 
     def discard(self, uid: int) -> None:
         """The server refused the reply (or never got it): the copy must not claim it was sent."""
+        self._flags.pop(uid, None)
         self._select()
         self.client.add_flags([uid], [b"\\Deleted"], silent=True)
         if self.client.has_capability("UIDPLUS"):

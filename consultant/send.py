@@ -1,13 +1,17 @@
 """Send: approved -> sending -> sent, with a lease per reply, backoff on 4xx, failed on 5xx.
 
-One SMTP connection serves a batch (checked with NOOP before it is reused, reopened if the server
-dropped it). An outage (no connection can be opened) changes no state and is logged once; a reply
-whose own transaction fails (4xx, or the connection lost after MAIL began) counts an attempt and
-backs off until send.give_up_after. With smtp.sent_folder set, each reply is put in that IMAP
-folder as pending, marked handed just before the message data goes to the server (after MAIL and
-RCPT) and delivered once the server accepted it, so after a crash a reply that never reached the
-server is sent again and one that may have is never resent blindly (see sweep.reconcile). Without
-it, sending is at-least-once with the same Message-ID.
+A batch is claimed in one transaction (each answer approved -> sending, each reply leased, the
+lease renewed while the batch lasts) once the servers answered, then sent over one SMTP connection
+(reused at once unless the server hung up or it sat idle, see Connection), each outcome committed
+as soon as the server answered. An outage (no connection can be opened) changes no state and is
+logged once; replies claimed but not yet tried when an outage or a stop cuts the batch short go back
+as they were. A reply whose own transaction fails (4xx, or the connection lost after MAIL began)
+counts an attempt and backs off until send.give_up_after. With smtp.sent_folder set, each reply is
+put in that IMAP folder as pending, marked handed just before the message data goes to the server
+(after MAIL and RCPT) and delivered once the server accepted it, so after a crash a reply that never
+reached the server is sent again and one that may have is never resent blindly (see
+sweep.reconcile; a claimed reply never tried has no copy, or a pending one, and is sent again).
+Without it, sending is at-least-once with the same Message-ID.
 """
 from __future__ import annotations
 
@@ -16,22 +20,26 @@ import random
 import smtplib
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from select import POLLIN, poll
 
 from imapclient.exceptions import IMAPClientError
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import states
+from . import outbox
 from .config import Settings, Smtp
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
 from .fetch import disconnect
 from .logs import error, redact, vet, without_server_text
-from .mailout import SMTP_OUTAGES, SentFolder, build, connect_smtp, transmit
-from .models import Question, Reply, utcnow
+from .mailout import SMTP_OUTAGES, SentFolder, build, connect_smtp, flatten, transmit
+from .models import Question, Reply, as_utc, utcnow
+from .outbox import Claimed
 from .servicelog import Watch
 from .states import Status
 
@@ -71,23 +79,41 @@ def _close(client: smtplib.SMTP, quit: bool = False) -> None:
 
 
 class Connection:
-    """The SMTP session a batch shares: opened on first use, checked with NOOP before each reuse,
-    reopened when the server has dropped it. Connecting raises (an outage) and changes nothing."""
+    """The SMTP session a batch shares, opened on first use and reopened when the server has hung
+    up. A healthy server says nothing until asked, so a connection with something to read (an
+    unsolicited 421, the end of the stream) is replaced without a round trip; one idle for more
+    than IDLE seconds is checked with NOOP first. Connecting raises (an outage) and changes nothing."""
+
+    IDLE = 1.0
 
     def __init__(self, smtp: Smtp):
         self.smtp = smtp
         self.client: smtplib.SMTP | None = None
+        self.used = 0.0  # time.monotonic() of the last transaction that ended normally
 
     def ready(self) -> smtplib.SMTP:
         if self.client is not None:
-            try:
-                if self.client.noop()[0] == 250:
-                    return self.client
-            except (*SMTP_OUTAGES, smtplib.SMTPException):
-                pass
+            if self._usable(self.client):
+                return self.client
             self.close()
         self.client = connect_smtp(self.smtp)
+        self.used = time.monotonic()
         return self.client
+
+    def _usable(self, client: smtplib.SMTP) -> bool:
+        sock = client.sock
+        if sock is None:  # closed after a failure
+            return False
+        try:
+            if sock.pending() if hasattr(sock, "pending") else 0:  # TLS: bytes already decrypted
+                return False
+            readable = poll()
+            readable.register(sock, POLLIN)
+            if readable.poll(0):  # data, the end of the stream, or an error
+                return False
+            return time.monotonic() - self.used < self.IDLE or client.noop()[0] == 250
+        except (*SMTP_OUTAGES, smtplib.SMTPException, ValueError):
+            return False
 
     def close(self, quit: bool = False) -> None:
         if self.client is not None:
@@ -101,6 +127,7 @@ class Sender:
     def __init__(self, engine: Engine, settings: Settings, stop: threading.Event | None = None,
                  owner: str | None = None):
         self.engine, self.settings = engine, settings
+        self.reader = engine.execution_options(readonly=True)
         self.stop = stop or threading.Event()
         self.owner = owner or worker_id()
         # Watches also remember whether the server answered in this run, for the service log.
@@ -134,7 +161,7 @@ class Sender:
 
     def run_once(self) -> SendCounts:
         counts = SendCounts()
-        with Session(self.engine) as session:
+        with Session(self.reader) as session:
             ids = self.due(session)
         if not ids:
             return counts
@@ -149,168 +176,172 @@ class Sender:
                 return counts
         smtp = Connection(self.settings.smtp)
         try:
-            for reply_id in ids:
-                if self.stop.is_set():
-                    break
-                try:
-                    client = smtp.ready()
-                except (*SMTP_OUTAGES, smtplib.SMTPException) as exc:
-                    self.smtp_outage.failed(exc)  # cannot connect: an outage, nobody's attempt
-                    break
-                self.smtp_outage.ok()
-                if not self._send_one(client, sent_folder, reply_id, counts):
-                    break  # the Sent folder is gone: the rest waits for the next run
+            try:
+                smtp.ready()  # before the claim: an outage changes nothing
+            except (*SMTP_OUTAGES, smtplib.SMTPException) as exc:
+                self.smtp_outage.failed(exc)
+                return counts
+            self.smtp_outage.ok()
+            with self.engine.connect() as conn:
+                batch = outbox.claim(conn, ids, self.owner, self.settings.send.lease)
+                counts.skipped += len(ids) - len(batch)
+                _Batch(self, conn, smtp, sent_folder, batch, counts).run()
         finally:
             smtp.close(quit=True)
-            self._logout(sent_folder)
+            if sent_folder is not None:
+                disconnect(sent_folder.client)
         return counts
 
-    @staticmethod
-    def _logout(sent_folder: SentFolder | None) -> None:
-        if sent_folder is not None:
-            disconnect(sent_folder.client)
-
-    def _claim(self, session: Session, reply: Reply) -> bool:
-        """Take the lease on one reply (and move an answer to sending) in one transaction."""
-        now = utcnow()
-        lease = dict(lease_owner=self.owner, lease_until=now + timedelta(seconds=self.settings.send.lease))
+    def _sent(self, conn: DbConnection, reply: Claimed, counts: SendCounts) -> None:
+        outbox.set_reply(conn, reply.id, sent_at=utcnow(), lease_owner=None, lease_until=None, to_send=False,
+                   last_error=None)
         if reply.purpose == "answer":
-            if not states.transition(session, reply.question_id, Status.APPROVED, Status.SENDING, self.owner,
-                                     f"attempt {reply.send_attempts + 1}", action="send"):
-                return False
+            outbox.move(conn, reply.question_id, Status.SENDING, Status.SENT, self.owner,
+                  f"accepted by {self.settings.smtp.host}")
         else:
-            taken = session.execute(update(Reply).where(
-                Reply.id == reply.id, Reply.sent_at.is_(None), Reply.to_send,
-                or_(Reply.lease_until.is_(None), Reply.lease_until < now)).values(**lease)
-                .execution_options(synchronize_session=False))
-            if taken.rowcount != 1:
-                return False
-        session.execute(update(Reply).where(Reply.id == reply.id).values(
-            **lease, send_attempts=Reply.send_attempts + 1, first_attempt_at=reply.first_attempt_at or now)
-            .execution_options(synchronize_session=False))
-        session.commit()
-        return True
-
-    def _send_one(self, smtp, sent_folder: SentFolder | None, reply_id: int, counts: SendCounts) -> bool:
-        """Send one reply; return False when the connection is lost."""
-        with Session(self.engine) as session:
-            reply = session.get(Reply, reply_id)
-            if reply is None or not self._claim(session, reply):
-                counts.skipped += 1
-                return True
-            session.refresh(reply)
-            try:
-                msg = build(reply, self.settings)
-            except Exception as exc:  # a reply we cannot turn into mail: a person must look
-                self._failed(session, reply, f"cannot build the message: {exc}", counts)
-                return True
-            copy_uid = None
-            if sent_folder is not None:
-                try:
-                    copy_uid = sent_folder.put_pending(msg)
-                    if copy_uid is None:  # a copy we cannot flag could not tell how far the reply got
-                        raise IMAPClientError("the copy just put in the Sent folder cannot be found")
-                except IMAP_OUTAGES as exc:
-                    self.imap_outage.failed(exc)
-                    self._unclaim(session, reply)
-                    return False
-
-            def handed() -> None:  # after MAIL and RCPT, before the data: from here the server may have it
-                if sent_folder is not None:
-                    try:
-                        sent_folder.mark_handed(copy_uid)
-                    except IMAP_OUTAGES as exc:
-                        raise _FolderLost() from exc
-            try:
-                transmit(smtp, msg, self.settings.service.address, reply.to_addr, handed)
-            except _FolderLost as lost:  # nothing was handed to the SMTP server
-                self.imap_outage.failed(lost.__cause__)
-                self._discard(sent_folder, copy_uid)
-                self._unclaim(session, reply)
-                return False
-            except (smtplib.SMTPException, *SMTP_OUTAGES) as exc:
-                code, words = _smtp_code(exc)
-                self._discard(sent_folder, copy_uid)
-                if (code is not None and 500 <= code < 600) or isinstance(exc, smtplib.SMTPNotSupportedError):
-                    self._failed(session, reply, f"SMTP {code or 'error'}: {words}", counts)
-                    return True
-                if code is None or code == 421:
-                    # The connection was open (new, or it answered NOOP) and broke during this
-                    # reply's own transaction: count the attempt and back off as for a 4xx, so a
-                    # reply that always drops the connection ends in `failed`, not in a loop.
-                    # The next reply gets a fresh connection; if none can be had, that is an outage.
-                    _close(smtp)
-                why = (f"SMTP {code}: {words}" if code is not None else
-                       f"connection lost during the SMTP transaction ({type(exc).__name__}: {words})")
-                self._retry(session, reply, why, counts)
-                return True
-            if sent_folder is not None and copy_uid is not None:
-                try:
-                    sent_folder.mark_delivered(copy_uid)
-                except IMAP_OUTAGES as exc:  # sent, but the folder does not know: the DB does
-                    self.imap_outage.failed(exc)
-            self._sent(session, reply, counts)
-            return True
-
-    def _discard(self, sent_folder: SentFolder | None, uid: int | None) -> None:
-        if sent_folder is not None and uid is not None:
-            try:
-                sent_folder.discard(uid)
-            except Exception as exc:
-                error.warning("could not remove the unsent copy %s from the Sent folder: %s", uid, exc)
-
-    def _sent(self, session: Session, reply: Reply, counts: SendCounts) -> None:
-        now = utcnow()
-        reply.sent_at, reply.lease_owner, reply.lease_until, reply.to_send = now, None, None, False
-        reply.last_error = None
-        if reply.purpose == "answer":
-            states.transition(session, reply.question_id, Status.SENDING, Status.SENT, self.owner,
-                              f"accepted by {self.settings.smtp.host}", action="send")
-        else:
-            states.note(session, reply.question_id, self.owner, "notice sent", reply.message_id)
-        session.commit()
+            outbox.note(conn, reply.question_id, self.owner, "notice sent", reply.message_id)
+        conn.commit()
         counts.sent += 1
         vet.info("question %s: %s sent to %s", reply.question_id, reply.purpose, redact(reply.to_addr))
 
-    def _unclaim(self, session: Session, reply: Reply) -> None:
-        """The Sent folder is unreachable before the reply went out: put it back as it was,
-        without counting the attempt against it."""
-        reply.lease_owner = reply.lease_until = None
-        reply.send_attempts = max(0, reply.send_attempts - 1)
-        if reply.purpose == "answer":
-            states.transition(session, reply.question_id, Status.SENDING, Status.APPROVED, self.owner,
-                              "server unreachable; will try again", action="send")
-        session.commit()
-
-    def _retry(self, session: Session, reply: Reply, why: str, counts: SendCounts) -> None:
+    def _retry(self, conn: DbConnection, reply: Claimed, why: str, counts: SendCounts) -> None:
         send = self.settings.send
         now = utcnow()
-        if reply.first_attempt_at and (now - reply.first_attempt_at).total_seconds() > send.give_up_after:
-            self._failed(session, reply, f"gave up after {reply.send_attempts} attempts; last: {why}", counts)
+        first = as_utc(reply.first_attempt_at)
+        if first and (now - first).total_seconds() > send.give_up_after:
+            self._failed(conn, reply, f"gave up after {reply.send_attempts} attempts; last: {why}", counts)
             return
         delay = min(send.backoff_max, send.backoff_first * 2 ** max(0, reply.send_attempts - 1))
         delay *= random.uniform(0.5, 1.0)  # jitter: workers that failed together do not retry together
-        reply.next_attempt_at = now + timedelta(seconds=delay)
-        reply.lease_owner = reply.lease_until = None
-        reply.last_error = why
+        outbox.set_reply(conn, reply.id, next_attempt_at=now + timedelta(seconds=delay), lease_owner=None,
+                   lease_until=None, last_error=why)
         if reply.purpose == "answer":
-            states.transition(session, reply.question_id, Status.SENDING, Status.APPROVED, self.owner,
-                              f"{why}; next try in {delay:.0f}s", action="send")
+            outbox.move(conn, reply.question_id, Status.SENDING, Status.APPROVED, self.owner,
+                  f"{why}; next try in {delay:.0f}s")
         else:
-            states.note(session, reply.question_id, self.owner, "notice retry", why)
-        session.commit()
+            outbox.note(conn, reply.question_id, self.owner, "notice retry", why)
+        conn.commit()
         counts.retrying += 1
 
-    def _failed(self, session: Session, reply: Reply, why: str, counts: SendCounts) -> None:
-        reply.lease_owner = reply.lease_until = None
-        reply.last_error, reply.failed_at = why, utcnow()
+    def _failed(self, conn: DbConnection, reply: Claimed, why: str, counts: SendCounts) -> None:
+        values = dict(lease_owner=None, lease_until=None, last_error=why, failed_at=utcnow())
         if reply.purpose == "answer":
-            states.transition(session, reply.question_id, Status.SENDING, Status.FAILED, self.owner, why,
-                              action="send")
+            outbox.set_reply(conn, reply.id, **values)
+            outbox.move(conn, reply.question_id, Status.SENDING, Status.FAILED, self.owner, why)
         else:
-            reply.to_send = False
-            states.note(session, reply.question_id, self.owner, "notice failed", why)
-        session.commit()
+            outbox.set_reply(conn, reply.id, to_send=False, **values)
+            outbox.note(conn, reply.question_id, self.owner, "notice failed", why)
+        conn.commit()
         counts.failed += 1
         vet.info("question %s: %s failed: %s", reply.question_id, reply.purpose, without_server_text(why))
 
+
+class _Batch:
+    """One claimed batch going out, reply after reply. The next reply's message is built while the
+    server takes in the current one's data."""
+
+    def __init__(self, sender: Sender, conn: DbConnection, smtp: Connection, sent_folder: SentFolder | None,
+                 replies: list[Claimed], counts: SendCounts):
+        self.sender, self.conn, self.smtp, self.sent_folder = sender, conn, smtp, sent_folder
+        self.replies, self.counts = replies, counts
+        self.built: dict[int, tuple[bytes, None] | tuple[None, Exception]] = {}
+        self.renewed = time.monotonic()
+
+    def run(self) -> None:
+        sender, waiting = self.sender, list(self.replies)
+        while waiting:
+            reply = waiting[0]
+            if sender.stop.is_set():
+                outbox.unclaim(self.conn, waiting, sender.owner, "stopped before this reply was sent; will try again")
+                return
+            if time.monotonic() - self.renewed > sender.settings.send.lease / 10:
+                # Each reply starts with most of a lease left. One that ran out while we stalled is
+                # no longer ours: the sweep settles it, we leave it be.
+                ours = outbox.renew(self.conn, waiting, sender.owner, sender.settings.send.lease)
+                self.renewed = time.monotonic()
+                self.counts.skipped += len(waiting) - len(ours)
+                waiting = [r for r in waiting if r.id in ours]
+                continue
+            try:
+                client = self.smtp.ready()
+            except (*SMTP_OUTAGES, smtplib.SMTPException) as exc:
+                sender.smtp_outage.failed(exc)  # cannot connect: an outage, nobody's attempt
+                outbox.unclaim(self.conn, waiting, sender.owner, "server unreachable; will try again")
+                return
+            if not self._send(client, reply, waiting[1] if len(waiting) > 1 else None):
+                outbox.unclaim(self.conn, waiting[1:], sender.owner, "server unreachable; will try again")
+                return  # the Sent folder is gone: the rest waits for the next run
+            waiting.pop(0)
+
+    def _build(self, reply: Claimed | None) -> None:
+        """Build a reply's message ahead; a failure is kept for when its turn comes."""
+        if reply is not None and reply.id not in self.built:
+            try:
+                self.built[reply.id] = (flatten(build(reply, self.sender.settings)), None)
+            except Exception as exc:
+                self.built[reply.id] = (None, exc)
+
+    def _send(self, smtp: smtplib.SMTP, reply: Claimed, nxt: Claimed | None) -> bool:
+        """Send one reply; return False when the Sent folder is lost."""
+        sender, conn, counts, sent_folder = self.sender, self.conn, self.counts, self.sent_folder
+        self._build(reply)
+        data, problem = self.built.pop(reply.id)
+        if problem is not None:  # a reply we cannot turn into mail: a person must look
+            sender._failed(conn, reply, f"cannot build the message: {problem}", counts)
+            return True
+        copy_uid = None
+        if sent_folder is not None:
+            try:
+                copy_uid = sent_folder.put_pending(data, reply.message_id)
+                if copy_uid is None:  # a copy we cannot flag could not tell how far the reply got
+                    raise IMAPClientError("the copy just put in the Sent folder cannot be found")
+            except IMAP_OUTAGES as exc:
+                sender.imap_outage.failed(exc)
+                outbox.unclaim(conn, [reply], sender.owner, "server unreachable; will try again")
+                return False
+
+        def handed() -> None:  # after MAIL and RCPT, before the data: from here the server may have it
+            if sent_folder is not None:
+                try:
+                    sent_folder.mark_handed(copy_uid)
+                except IMAP_OUTAGES as exc:
+                    raise _FolderLost() from exc
+        try:
+            transmit(smtp, data, sender.settings.service.address, reply.to_addr, handed,
+                     while_waiting=lambda: self._build(nxt))
+        except _FolderLost as lost:  # nothing was handed to the SMTP server
+            sender.imap_outage.failed(lost.__cause__)
+            self._discard(copy_uid)
+            outbox.unclaim(conn, [reply], sender.owner, "server unreachable; will try again")
+            return False
+        except (smtplib.SMTPException, *SMTP_OUTAGES) as exc:
+            code, words = _smtp_code(exc)
+            self._discard(copy_uid)
+            if (code is not None and 500 <= code < 600) or isinstance(exc, smtplib.SMTPNotSupportedError):
+                sender._failed(conn, reply, f"SMTP {code or 'error'}: {words}", counts)
+                return True
+            if code is None or code == 421:
+                # The connection was open (new, or it looked alive) and broke during this reply's
+                # own transaction: count the attempt and back off as for a 4xx, so a reply that
+                # always drops the connection ends in `failed`, not in a loop. The next reply
+                # gets a fresh connection; if none can be had, that is an outage.
+                _close(smtp)
+            why = (f"SMTP {code}: {words}" if code is not None else
+                   f"connection lost during the SMTP transaction ({type(exc).__name__}: {words})")
+            sender._retry(conn, reply, why, counts)
+            return True
+        self.smtp.used = time.monotonic()
+        if sent_folder is not None and copy_uid is not None:
+            try:
+                sent_folder.mark_delivered(copy_uid)
+            except IMAP_OUTAGES as exc:  # sent, but the folder does not know: the DB does
+                sender.imap_outage.failed(exc)
+        sender._sent(conn, reply, counts)
+        return True
+
+    def _discard(self, uid: int | None) -> None:
+        if self.sent_folder is not None and uid is not None:
+            try:
+                self.sent_folder.discard(uid)
+            except Exception as exc:
+                error.warning("could not remove the unsent copy %s from the Sent folder: %s", uid, exc)
