@@ -1,6 +1,7 @@
 """Find the CPT, HCPCS Level II and ICD-10-CM codes (with modifiers, ranges and units) in a question."""
 from __future__ import annotations
 
+import re
 import weakref
 from dataclasses import dataclass
 
@@ -12,12 +13,7 @@ MAX_RANGE = 200
 # Bounds the work after one code even on adversarial input ("99213-25-25-25-...").
 MAX_TAIL_STEPS = 16
 
-# What may stand before a token that cannot be inside a URL or an e-mail address.
-_BLANK_OR_START = ("", " ", "\n", "\t")
 _ODD_SPACES = ("\u00a0", "\u2007", "\u202f")
-# The characters a LEFT_CONTEXT match can start with (besides letters and digits, which never
-# stand right before a candidate): before any other character the pattern need not run.
-_LEFT_FIRST = frozenset(" \t$€£¥:.#=-")
 # The characters a TAIL match can start with: after any other character a code has no tail.
 _TAIL_FIRST = frozenset(" \txX×(,-–—/&+TtWwMmAaPp0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -99,6 +95,8 @@ def _number(code: str) -> int:
 # What each MASTER group name means; None for the traps (phones, dates, times, ZIP+4, amounts).
 _KIND = {name: (None if kind in ctx.TRAPS else kind) for name, kind in ctx.KINDS.items()}
 _MISSING = object()
+_LEFT_AT = {char: pattern.match for char, pattern in ctx.LEFT_AT.items()}
+_LEFT_AFTER_BLANKS = {char: pattern.match for char, pattern in ctx.LEFT_AFTER_BLANKS.items()}
 
 
 class _Scan:
@@ -124,20 +122,26 @@ class _Scan:
         # The loop reads each candidate the master pattern finds. The common case (a code with
         # nothing before or after it that matters) is handled inline, with locals only; the rest
         # goes to methods. Every step keeps the order of the checks of the plain reading.
-        search, kinds, left_first, left_words = ctx.MASTER.search, _KIND, _LEFT_FIRST, ctx.LEFT_WORDS
-        left_context, window, tail_first = ctx.LEFT_CONTEXT.match, ctx.LEFT_WINDOW, _TAIL_FIRST
+        scanner, kinds, left_at, after_blanks = ctx.MASTER.scanner, _KIND, _LEFT_AT, _LEFT_AFTER_BLANKS
+        left_words = ctx.LEFT_WORDS
+        left_context, window, tail_first, tail = ctx.LEFT_CONTEXT.match, ctx.LEFT_WINDOW, _TAIL_FIRST, ctx.TAIL.match
         plain_memo, diag_memo = self.memo
         codes, quoted, units_given = self.codes, self.quoted, self._units_given
         size = len(text)
         backwards = None  # the text reversed, made when LEFT_CONTEXT first has to run
-        pos = 0
+        # The scanner goes on where its last match ended, as search(text, end) would; where the
+        # scan skips further (a tail, an identifier), a new one starts there.
+        find = scanner(text).search
+        pos = found_end = 0
         diag_end = -1  # where the last diagnosis-labelled code ended, for "Dx: M54.16, G89.29"
         while True:
-            m = search(text, pos)
+            if pos != found_end:
+                find = scanner(text, pos).search
+            m = find()
             if m is None:
                 return
             kind = kinds[m.lastgroup]
-            start, pos = m.span()
+            start, pos = found_end = m.span()
             if kind is None:
                 continue
             if kind == "icdd" or kind == "lett":
@@ -148,20 +152,22 @@ class _Scan:
             left = how = char = None
             if start:
                 char = text[start - 1]
-                # No branch of LEFT_CONTEXT starts with any other character ("\n", "(", ","...).
-                if char in left_first or char.isalnum() or char == "_":
-                    run = True
-                    if char == " " or char == "\t":
-                        # Mostly an ordinary word stands in front ("bill 62303"): then no need.
-                        before = text[max(0, start - 24):start].rstrip(" \t")
-                        word = before[before.rfind(" ") + 1:].lower()
-                        run = not word.isalnum() or word in left_words
-                    if run:
-                        if backwards is None:
-                            backwards = text[::-1]
-                        left = left_context(backwards, size - start, size - start + window)
-                        if left is not None:
-                            how = left.lastgroup
+                if char == " " or char == "\t":
+                    # Mostly an ordinary word stands in front ("bill 62303"): then no need.
+                    before = text[start - 24 if start > 24 else 0:start].rstrip(" \t")
+                    word = before[before.rfind(" ") + 1:].lower()  # lower() first: "İ" -> "i̇"
+                    if word.isalnum() and word not in left_words:
+                        pattern = None
+                    else:  # the branches that can match after the blanks, or all of them
+                        pattern = after_blanks.get(before[-1]) if before else left_context
+                else:  # the branches that can start with this character ("\n", "(": none)
+                    pattern = left_at.get(char)
+                if pattern is not None:
+                    if backwards is None:
+                        backwards = text[::-1]
+                    left = pattern(backwards, size - start, size - start + window)
+                    if left is not None:
+                        how = left.lastgroup
             if kind == "num2" or kind == "upmod":
                 pos = self._modifier_mention(text, kind, start, pos, how)
                 continue
@@ -193,8 +199,10 @@ class _Scan:
                 if after == " ":
                     after = text[pos + 1:pos + 2]  # after one space, what TAIL would look at
                 if after in tail_first:
-                    pos = self._code_with_tail(text, found, start, pos, units)
-                    continue
+                    t = tail(text, pos)
+                    if t is not None:
+                        pos = self._code_with_tail(text, found, start, pos, units, t)
+                        continue
             # A code with nothing attached: what _add does, inline.
             key = found[3]
             entry = codes.get(key)
@@ -253,22 +261,26 @@ class _Scan:
         # Undotted unknown ICD-shaped tokens are mostly not codes ("R2D2"); after "Dx" they are.
         return (dot_icd(up), ICD10CM, False) if diag else None
 
-    def _code_with_tail(self, text: str, found: tuple[str, str, bool], start: int, pos: int,
-                        pre_units: int | None) -> int:
-        """Add a CPT/HCPCS code (or a range) with its modifiers and units; returns where to go on."""
+    def _code_with_tail(self, text: str, found: tuple, start: int, pos: int, pre_units: int | None,
+                        t: re.Match) -> int:
+        """Add a CPT/HCPCS code (or a range) with its modifiers and units; returns where to go on.
+
+        t is the first TAIL match after the code (the scan has made it already).
+        """
         group = [(found, (start, pos))]
         label = None
         mods: list[str] = []
         units = None
         for step in range(MAX_TAIL_STEPS):
-            char = text[pos:pos + 1]
-            if char == " ":
-                char = text[pos + 1:pos + 2]  # after one space, what the pattern would look at
-            if char not in _TAIL_FIRST:
-                break  # cheaper than a TAIL match that cannot succeed
-            t = ctx.TAIL.match(text, pos)
-            if t is None:
-                break
+            if step:
+                char = text[pos:pos + 1]
+                if char == " ":
+                    char = text[pos + 1:pos + 2]  # after one space, what the pattern would look at
+                if char not in _TAIL_FIRST:
+                    break  # cheaper than a TAIL match that cannot succeed
+                t = ctx.TAIL.match(text, pos)
+                if t is None:
+                    break
             name = t.lastgroup
             what = ctx.TAIL_KINDS[name]
             if what == "range":

@@ -176,21 +176,57 @@ _ID_WORDS = any_of([".on", "on", ".son", "son", "rebmun", "mun", "rbn", "sdi", "
 _DX_WORDS = any_of(["dci", "01dci", "01 dci", "01-dci"] + [f"mc{sep}01{sep2}dci" for sep in ("", " ", "-")
                                                           for sep2 in ("", " ", "-")]
                    + ["xdd", "xd", "gaid", "sisongaid", "sesongaid"])
-LEFT_CONTEXT = re.compile(
-    rf"""
-      (?:[ ]?[$€£¥]|[ ]?{any_of(["dsu", "rue", "pbg"])}(?!\w))(?P<currency>)
-    | [ \t]*+[:.\#]?[ \t]*+(?:(?:\#|{_ID_WORDS})(?=[ \t])[ \t]*)*
-      {_reversed(_ID_LABELS)}(?!\w)(?P<label>)
-    | [ \t]*\#[ \t]*(?:{any_of(["tpc", "scpch", "sedoc", "edoc", "dci"])}(?!\w)(?P<codeword>)|(?P<hash>))
-    | [ \t]*+(?:[:\#=-][ \t]*+)?(?:{any_of(["si", "saw", "fo", "era"])}[ \t]++)?(?:[:\#=-][ \t]*+)?
-      (?:{fold("s")}?{any_of(["edoc "])})?{_DX_WORDS}(?!\w)(?P<dx>)
-    | [ \t]+,?\.?(?:{'|'.join(s[::-1] for s in _STATES)})(?!\w)(?P<state>)
-    | [ \t]+(?i:fo[ \t]+)?(?:(?i:s?tinu|u)[ \t]*|[xX×][ \t]*)(?P<units>[0-9]{{1,3}})(?![\w.,])
-    | -?[ \t]*+[:\#]?[ \t]*+{fold("s")}?{any_of(["reifidom", "dom"])}(?!\w)(?P<modword>)
-    | -(?![\w\-–.])(?P<dash>)
-    """,
-    re.VERBOSE,
-)
+_DX_START = "0dgmsx" + "efs"  # the dx words, and "is/was/of/are" and "codes" before them
+_LABEL_START = "".join(sorted({w[-1] for w in _ID_LABELS} | set("osrmde")))  # and "no", "#"...
+
+
+def _folded(letters: str) -> str:
+    """Every character (?i) matches for these letters, the others as they are."""
+    return "".join(fold(c)[1:-1] if c.isascii() and c.isalpha() else c for c in letters)
+
+
+# The branches, in order, each with the characters its match can start with and, for a match
+# that starts with blanks, the characters that can stand right after them. The scan runs only
+# the branches that can match where it is (LEFT_AT, LEFT_AFTER_BLANKS): the first that matches is
+# the same as in LEFT_CONTEXT, which tries them all.
+_LEFT_BRANCHES = [
+    (rf"(?:[ ]?[$€£¥]|[ ]?{any_of(['dsu', 'rue', 'pbg'])}(?!\w))(?P<currency>)",
+     " $€£¥" + _folded("drp"), "$€£¥" + _folded("drp")),
+    (rf"""[ \t]*+[:.\#]?[ \t]*+(?:(?:\#|{_ID_WORDS}(?=[ \t]))[ \t]*)*
+      {_reversed(_ID_LABELS)}(?!\w)(?P<label>)""",
+     " \t:.#" + _folded(_LABEL_START), ":.#" + _folded(_LABEL_START)),
+    (rf"[ \t]*\#[ \t]*(?:{any_of(['tpc', 'scpch', 'sedoc', 'edoc', 'dci'])}(?!\w)(?P<codeword>)|(?P<hash>))",
+     " \t#", "#"),
+    (rf"""[ \t]*+(?:[:\#=-][ \t]*+)?(?:{any_of(["si", "saw", "fo", "era"])}[ \t]++)?(?:[:\#=-][ \t]*+)?
+      (?:{fold("s")}?{any_of(["edoc "])})?{_DX_WORDS}(?!\w)(?P<dx>)""",
+     " \t:#=-" + _folded(_DX_START), ":#=-" + _folded(_DX_START)),
+    (rf"[ \t]+,?\.?(?:{'|'.join(s[::-1] for s in _STATES)})(?!\w)(?P<state>)",
+     " \t", ",." + "".join({s[-1] for s in _STATES})),
+    (r"[ \t]+(?i:fo[ \t]+)?(?:(?i:s?tinu|u)[ \t]*|[xX×][ \t]*)(?P<units>[0-9]{1,3})(?![\w.,])",
+     " \t", _folded("fstu") + "xX×"),
+    (rf"-?[ \t]*+[:\#]?[ \t]*+{fold('s')}?{any_of(['reifidom', 'dom'])}(?!\w)(?P<modword>)",
+     "- \t:#" + _folded("sdr"), ":#" + _folded("sdr")),
+    (r"-(?![\w\-–.])(?P<dash>)", "-", ""),
+]
+
+
+def _left_patterns(which: int) -> dict[str, re.Pattern]:
+    """For each character, the pattern of the branches that can match where it stands."""
+    by_chars: dict[str, list[str]] = {}
+    for branch in _LEFT_BRANCHES:
+        for char in set(branch[which]):
+            by_chars.setdefault(char, []).append(branch[0])
+    compiled: dict[tuple[str, ...], re.Pattern] = {}
+    return {char: compiled.setdefault(tuple(branches), re.compile("|".join(branches), re.VERBOSE))
+            for char, branches in by_chars.items()}
+
+
+LEFT_CONTEXT = re.compile("|".join(branch[0] for branch in _LEFT_BRANCHES), re.VERBOSE)
+# The character before a candidate -> the branches that can start with it (none: no pattern).
+LEFT_AT = _left_patterns(1)
+# After blanks before a candidate, the first other character -> the branches that can match.
+LEFT_AFTER_BLANKS = _left_patterns(2)
+
 
 # Everything that may follow a code, one step per match: units, the other end of a range,
 # modifiers (after a dash, a slash, a space or a "modifier" word), or a modifier merely joined by

@@ -48,6 +48,9 @@ _WORDS = (
     " Hi, Thanks CPT HCPCS cpt# codes: Can I we do need pt seen left right LT RT XS xs"
     # Letters that (?i) matches beyond the plain two cases (dotless and dotted i, long s, Kelvin).
     " \u0131d D\u0130AG u\u017fd \u017fsn trac\u212aing \u0130CD un\u0131ts mod\u017f d\u0131agnosis"
+    # Labels glued to punctuation, as they come before a number.
+    " ## #: #id claim# code# id# no.# No.: Dx# Dx: dx- DX= mod: mod# modifiers: CPT# ICD-10: icd10cm"
+    " x3: u: USD$ of: is: was= acct#: tax\tid"
 ).split()
 _MODIFIERS = "-59 25 -25 59 -XS XS -xs -rt RT LT /LT /RT -50 50 GA -GA 1P -1p AS -AS -as TC -TC 76 91".split()
 _RANGES = ["62303-62305", "62302–62305", "99213-99215", "62305-62303", "99213 to 99215", "64483 through 64484",
