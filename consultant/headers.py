@@ -199,6 +199,12 @@ def _clean_raw(value) -> str:
 
 def parse_address(value: str) -> tuple[str, str | None]:
     """Split one address into (display name, addr-spec with lower-cased domain, or None)."""
+    if type(value) is str and len(value) <= CACHED_ADDRESS:
+        return _parse_address_cached(value)
+    return _parse_address(value)
+
+
+def _parse_address(value) -> tuple[str, str | None]:
     try:
         text = _clean_raw(value)
         pairs = email.utils.getaddresses([text])
@@ -222,12 +228,25 @@ def parse_address(value: str) -> tuple[str, str | None]:
 
 def parse_address_list(value) -> list[str]:
     """Every usable addr-spec in an address-list header, in order, without repeats."""
+    if type(value) is str and len(value) <= CACHED_ADDRESS:
+        return list(_parse_address_list_cached(value))
+    return _parse_address_list(value)
+
+
+def _parse_address_list(value) -> list[str]:
     try:
         text = _clean_raw(value)
         found = (_valid_addr(addr) for _, addr in email.utils.getaddresses([text]))
         return list(dict.fromkeys(addr for addr in found if addr))
     except Exception:
         return []
+
+
+# The same senders and our own address come back message after message, and the standard
+# library's address parser is slow: remember the answers for header values of a sane length.
+CACHED_ADDRESS = 1000
+_parse_address_cached = lru_cache(maxsize=4096)(_parse_address)
+_parse_address_list_cached = lru_cache(maxsize=4096)(lambda value: tuple(_parse_address_list(value)))
 
 
 def parse_msg_ids(value: str) -> list[str]:

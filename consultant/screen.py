@@ -30,6 +30,31 @@ def headers_of(raw: bytes) -> Message:
     return _HEADER_PARSER.parsebytes(raw)
 
 
+class HeaderIndex:
+    """`in`, get() and get_all() of a Message, answered from the field names lower-cased once:
+    Message lower-cases every field name again on each call, and the rules make twenty. Values
+    come through the message's policy, as Message gives them."""
+
+    __slots__ = ("_fetch", "_fields")
+
+    def __init__(self, message: Message) -> None:
+        self._fetch = message.policy.header_fetch_parse
+        self._fields: dict[str, list[tuple[str, str]]] = {}
+        for name, value in message.raw_items():
+            self._fields.setdefault(name.lower(), []).append((name, value))
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._fields
+
+    def get(self, name: str, failobj=None):
+        fields = self._fields.get(name.lower())
+        return self._fetch(*fields[0]) if fields else failobj
+
+    def get_all(self, name: str, failobj=None):
+        fields = self._fields.get(name.lower())
+        return [self._fetch(*field) for field in fields] if fields else failobj
+
+
 def screen(headers: Message, settings: Settings,
            recent_from_sender: Callable[[str], int] = lambda addr: 0, *,
            recent_overall: Callable[[], int] = lambda: 0,
@@ -41,6 +66,7 @@ def screen(headers: Message, settings: Settings,
     questions from that (lower-case) address in the last hour, `recent_overall()` those from all
     senders, and `released()` says whether an operator requeued this message.
     """
+    headers = HeaderIndex(headers)
     _name, from_addr = parse_address(decode_header_value(headers.get("From", "")))
     mail = Mail(headers=headers, from_addr=from_addr,
                 subject=decode_header_value(headers.get("Subject", "")),
