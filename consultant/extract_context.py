@@ -16,6 +16,11 @@ def fold(char: str) -> str:
     return "[ ]" if char == " " else re.escape(char)
 
 
+def folds(word: str) -> str:
+    """fold() for each character of a word: (?i:word) without (?i), keeping the pattern's shape."""
+    return "".join(fold(char) for char in word)
+
+
 def any_of(words: list[str]) -> str:
     """A pattern for "one of these words, in any case" as a tree of plain character classes.
 
@@ -234,25 +239,26 @@ LEFT_AFTER_BLANKS = _left_patterns(2)
 # character so the engine rejects it at a glance; units come before modifiers so "x2" is never
 # read as a would-be modifier, and a range before a dash so "62302-62305" is no modifier.
 # Group names: the part before "_" says what matched.
-_ARTICLE = r"(?i:(?:a|an|the)[ \t]+)?"
+_ARTICLE = rf"(?:(?:{fold('a')}|{folds('an')}|{folds('the')})[ \t]+)?"
+_UNITS = f"{folds('unit')}{fold('s')}?"
 _CODE_AHEAD = rf"{LEFT}(?:[0-9]{{5}}|[0-9]{{4}}[FfTt]|[A-Za-z][0-9]{{4}}){RIGHT}"
 TAIL = re.compile(
     rf"""
-    [ \t]*
+    [ \t]*+
     (?:
         [xX×][ \t]*(?P<units>[0-9]{{1,3}})(?!\w|\.[0-9])
-      | \([ \t]*(?:[xX×][ \t]*(?P<units_1>[0-9]{{1,3}})|(?P<units_2>[0-9]{{1,3}})[ \t]*(?i:units?))[ \t]*\)
-      | ,[ \t]*(?P<units_3>[0-9]{{1,3}})[ \t]*(?i:units?)\b
-      | [0-9]{{1,3}}[ \t]*(?i:units?)\b(?P<units_4>)
+      | \([ \t]*(?:[xX×][ \t]*(?P<units_1>[0-9]{{1,3}})|(?P<units_2>[0-9]{{1,3}})[ \t]*{_UNITS})[ \t]*\)
+      | ,[ \t]*(?P<units_3>[0-9]{{1,3}})[ \t]*{_UNITS}\b
+      | [0-9]{{1,3}}[ \t]*{_UNITS}\b(?P<units_4>)
       | [-–—][ \t]*(?P<range>{_CODE_AHEAD})
-      | [Tt](?<=\s[Tt])(?i:hrough|hru|o)[ \t]+(?P<range_to>{_CODE_AHEAD})
+      | [Tt](?<=\s[Tt])(?:{folds('hrough')}|{folds('hru')}|{fold('o')})[ \t]+(?P<range_to>{_CODE_AHEAD})
       | [-–][ \t]*(?P<mod>{MODTOK})
       | /[ \t]*(?P<slash>{MODTOK})
-      | [Ww](?:(?i:ith)\b|/)[ \t]*{_ARTICLE}
-        (?:(?i:modifiers?|mods?)\b[ \t]*[:\#]?[ \t]*(?P<mods>{_MODLIST})
-          | -?(?P<mod_1>{MODTOK})[ \t]+(?i:modifier|mod)\b)
-      | [Mm](?i:od(?:ifier)?s?)\b[ \t]*[:\#]?[ \t]*(?P<mods_1>{_MODLIST})
-      | (?:[Aa](?i:nd)|[Pp](?i:lus)|[Ww](?i:ith)|&|\+)[ \t]+-?(?P<joined>{MODTOK})
+      | [Ww](?:{folds('ith')}\b|/)[ \t]*{_ARTICLE}
+        (?:(?:{folds('modifier')}{fold('s')}?|{folds('mod')}{fold('s')}?)\b[ \t]*[:\#]?[ \t]*(?P<mods>{_MODLIST})
+          | -?(?P<mod_1>{MODTOK})[ \t]+(?:{folds('modifier')}|{folds('mod')})\b)
+      | [Mm]{folds('od')}(?:{folds('ifier')})?{fold('s')}?\b[ \t]*[:\#]?[ \t]*(?P<mods_1>{_MODLIST})
+      | (?:[Aa]{folds('nd')}|[Pp]{folds('lus')}|[Ww]{folds('ith')}|&|\+)[ \t]+-?(?P<joined>{MODTOK})
       | [0-9A-Z](?<=[ \t][0-9A-Z])[0-9A-Z]{_MOD_END}(?P<space>)
     )
     """,
