@@ -101,3 +101,37 @@ def test_every_reply_kind_has_subject_text_and_html_templates():
     for kind in ("answer", "no_codes", "unknown_codes"):
         for part in ("subject", "txt", "html"):
             assert (TEMPLATES / "reply" / f"{kind}.{part}.j2").exists(), (kind, part)
+
+
+def test_a_code_asked_again_with_other_modifiers_or_units_is_described_afresh():
+    # Each code's block is rendered once per distinct code, facts, modifiers and units, and the
+    # Lookup hands every question the same CodeFacts object: a later question about the same code
+    # must not get the earlier one's modifiers or units.
+    facts = facts_for(find_codes("62303", INDEX))
+
+    def text_of(body):
+        return draft_reply(question_id=9, templates=TEMPLATES, domain="caseconsultant.test",
+                           service_name="CaseConsultant", from_name="Jane", to_addr="jane@clinic.test",
+                           subject="q", message_id=None, references=[], new_text=body,
+                           findings=find_codes(body, INDEX), facts=facts)
+
+    first = text_of("Can I bill 62303-59 x2 today?")
+    assert "Modifier 59" in first.text and "Units asked about: 2" in first.text
+    again = text_of("Can I bill 62303 today?")
+    assert "Modifier 59" not in again.text and "Units asked about" not in again.text
+    assert "Modifier <strong>59</strong>" not in again.html
+    assert text_of("Can I bill 62303-59 x2 today?").text == first.text
+
+
+def test_new_facts_for_a_code_are_drafted_not_the_words_of_the_old_ones():
+    # A new release gives the Lookup new CodeFacts objects for the same code.
+    findings = find_codes("Is 72128 right?", INDEX)
+    texts = []
+    for title in ("CT thoracic spine", "CT chest spine, revised"):
+        facts = [CodeFacts("72128", "CPT", True, title, "Plain CT of the mid back.")]
+        texts.append(draft_reply(question_id=8, templates=TEMPLATES, domain="caseconsultant.test",
+                                 service_name="CaseConsultant", from_name="Jane", to_addr="jane@clinic.test",
+                                 subject="q", message_id=None, references=[], new_text="Is 72128 right?",
+                                 findings=findings, facts=facts).text)
+    assert "CT thoracic spine" in texts[0] and "revised" not in texts[0]
+    assert "CT chest spine, revised" in texts[1]

@@ -241,3 +241,17 @@ def test_an_unknown_transfer_encoding_is_read_as_is_and_noted():
 def test_newlines_are_normalised_and_control_characters_removed():
     raw = entity("text/plain; charset=utf-8", b"\xef\xbb\xbfone\r\ntwo\rthree\x00\x1b[31m\tfour\x7f\n")
     assert read(raw).body_text == "one\ntwo\nthree[31m\tfour\n"
+
+
+def test_addresses_parsed_again_come_back_the_same_and_unshared():
+    from consultant.headers import CACHED_ADDRESS, parse_address_list
+
+    value = "Bob <bob@Clinic.TEST>, ann@clinic.test, bob@clinic.test"
+    first = parse_address_list(value)
+    first.append("mallory@evil.test")  # a caller changing its list changes no one else's
+    assert parse_address_list(value) == ["bob@clinic.test", "ann@clinic.test"]
+    assert parse_address("Jane Doe <Jane@Clinic.TEST>") == parse_address("Jane Doe <Jane@Clinic.TEST>") \
+        == ("Jane Doe", "Jane@clinic.test")
+    long = "x" * CACHED_ADDRESS + " <jane@clinic.test>"  # over the cached length: parsed each time
+    assert parse_address(long) == ("x" * 200, "jane@clinic.test")
+    assert parse_address_list(long + ", ann@clinic.test") == ["jane@clinic.test", "ann@clinic.test"]

@@ -101,3 +101,26 @@ def test_an_unreadable_from_header_is_quarantined():
 def test_encoded_words_in_the_subject_are_decoded_before_matching():
     raw = message({"Subject": "=?utf-8?q?Automatic_reply=3A_62303?="})
     assert verdict(raw).rule == "autoreply_subject"
+
+
+def _shown(value):
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return type(value).__name__, str(value)
+
+
+def test_the_header_index_answers_as_the_message_it_indexes():
+    from consultant.screen import HeaderIndex
+
+    raw = (b"From: Jane <jane@clinic.test>\r\nX-Note: one\r\nx-note: Two\r\nSubject: caf\xc3\xa9 \xe9\r\n"
+           b"LIST-ID: <coders.lists.test>\r\nTo: ask@caseconsultant.test\r\n\r\nbody\r\n")
+    message = headers_of(raw)
+    index = HeaderIndex(message)
+    for name in ("From", "x-note", "X-NOTE", "Subject", "List-Id", "To", "Missing"):
+        assert (name in index) == (name in message), name
+        for got, expected in ((index.get(name), message.get(name)), (index.get(name, "dflt"), message.get(name, "dflt")),
+                              (index.get_all(name), message.get_all(name)),
+                              (index.get_all(name, []), message.get_all(name, []))):
+            assert _shown(got) == _shown(expected), name
+    assert [str(v) for v in index.get_all("X-Note")] == ["one", "Two"]
+    assert type(index.get("Subject")) is not str  # 8-bit bytes come back as a Header, as from Message
