@@ -242,8 +242,12 @@ LEFT_AFTER_BLANKS = _left_patterns(2)
 _ARTICLE = rf"(?:(?:{fold('a')}|{folds('an')}|{folds('the')})[ \t]+)?"
 _UNITS = f"{folds('unit')}{fold('s')}?"
 _CODE_AHEAD = rf"{LEFT}(?:[0-9]{{5}}|[0-9]{{4}}[FfTt]|[A-Za-z][0-9]{{4}}){RIGHT}"
+# The commonest misses ("62303 with 72128", "62303 and 72128", "62303, 72128") are rejected up
+# front: no branch can match there (a modifier after "with"/"and" has two digits, not three or
+# more; units after a comma have at most three digits and a unit word).
 TAIL = re.compile(
     rf"""
+    (?![ \t]*+(?:(?:[Ww]ith|[Aa]nd)[ \t]+[0-9]{{3}}|,[ \t]*[0-9]{{4}}))
     [ \t]*+
     (?:
         [xX×][ \t]*(?P<units>[0-9]{{1,3}})(?!\w|\.[0-9])
