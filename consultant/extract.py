@@ -48,7 +48,9 @@ def find_codes(text: str, index: CodeIndex, quoted_text: str = "") -> Findings:
     Codes come first from the new text in order of appearance, then the quoted-only ones. A code in
     both is asked, and its modifiers and units come from the new text only.
     """
-    memo = _memo_for(index)
+    ref, memo = _memo  # one read, so two threads never mix one index's answers with another's
+    if ref is None or ref() is not index:
+        memo = _memo_for(index)
     asked = _Scan(index, False, memo)
     asked.run(text or "")
     found = asked.codes
@@ -73,11 +75,10 @@ _memo: tuple[weakref.ref | None, tuple[dict, dict]] = (None, ({}, {}))
 
 
 def _memo_for(index: CodeIndex) -> tuple[dict, dict]:
+    """Fresh memo dicts for a new index."""
     global _memo
-    ref, memo = _memo  # one read, so two threads never mix one index's answers with another's
-    if ref is None or ref() is not index:
-        memo = ({}, {})
-        _memo = (weakref.ref(index), memo)
+    memo: tuple[dict, dict] = ({}, {})
+    _memo = (weakref.ref(index), memo)
     return memo
 
 
@@ -97,6 +98,9 @@ _KIND = {name: (None if kind in ctx.TRAPS else kind) for name, kind in ctx.KINDS
 _MISSING = object()
 _LEFT_AT = {char: pattern.match for char, pattern in ctx.LEFT_AT.items()}
 _LEFT_AFTER_BLANKS = {char: pattern.match for char, pattern in ctx.LEFT_AFTER_BLANKS.items()}
+# What _Scan.run reads on every call, in one tuple.
+_HOT = (ctx.MASTER.scanner, _KIND, _LEFT_AT, _LEFT_AFTER_BLANKS, ctx.LEFT_WORDS, ctx.LEFT_CONTEXT.match,
+        ctx.LEFT_WINDOW, _TAIL_FIRST, ctx.TAIL.match)
 
 
 class _Scan:
@@ -122,9 +126,7 @@ class _Scan:
         # The loop reads each candidate the master pattern finds. The common case (a code with
         # nothing before or after it that matters) is handled inline, with locals only; the rest
         # goes to methods. Every step keeps the order of the checks of the plain reading.
-        scanner, kinds, left_at, after_blanks = ctx.MASTER.scanner, _KIND, _LEFT_AT, _LEFT_AFTER_BLANKS
-        left_words = ctx.LEFT_WORDS
-        left_context, window, tail_first, tail = ctx.LEFT_CONTEXT.match, ctx.LEFT_WINDOW, _TAIL_FIRST, ctx.TAIL.match
+        scanner, kinds, left_at, after_blanks, left_words, left_context, window, tail_first, tail = _HOT
         plain_memo, diag_memo = self.memo
         codes, quoted, units_given = self.codes, self.quoted, self._units_given
         size = len(text)
