@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 
@@ -119,6 +119,7 @@ class Worker(Section):
     sweep_every: Duration = 60.0
     batch_size: int = 200
     lease: Duration = 120.0
+    processes: int = Field(default=-1, ge=-1)
 
 
 class Limits(Section):

@@ -5,6 +5,7 @@ import hashlib
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -101,6 +102,7 @@ class Fetcher:
         self.engine, self.settings, self.imap = engine, settings, settings.imap
         self.account, self.mailbox = settings.imap.account_name(), settings.imap.mailbox
         self.stop = stop or threading.Event()
+        self.coming: Callable[[int], None] = lambda count: None  # told how many new messages there are
 
     def run_once(self, client: IMAPClient, counts: FetchCounts | None = None) -> FetchCounts:
         """Store every message above the checkpoint, batch by batch. Raises on IMAP or DB outage,
@@ -111,6 +113,7 @@ class Fetcher:
         uidvalidity = int(selected[b"UIDVALIDITY"])
         last_uid = self._checkpoint(uidvalidity)
         uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+        self.coming(len(uids))
         counts = counts if counts is not None else FetchCounts()
         size = max(1, self.imap.batch_size)
         for start in range(0, len(uids), size):

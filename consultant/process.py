@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
@@ -11,33 +10,26 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from . import states
-from .analysis import analyse
 from .batch import (
     Counts,
     Item,
     Outcome,
     StageError,
-    Thread,
-    code_rows,
-    findings_from_json,
     findings_json,
     quarantined,
+    sender_guess,
     sender_of,
     thread_of,
 )
-from .checks import releases_in_force
 from .config import Settings
 from .db import is_sqlite
-from .draft import draft_reply, safe_address
-from .extract import Findings, find_codes
-from .logs import error, redact, vet
-from .lookup import Lookup
+from .finish import Finisher
+from .logs import error, vet
 from .mimebounds import Refused, header_block
 from .models import Question, QuestionCode, RawMessage, Reply, as_utc, utcnow
-from .reading import UnreadableMessage, read_message
+from .pool import Pool
 from .recent import BatchHistory
-from .redact import mask, masked_fields
-from .screen import headers_of, screen
+from .screen import PASS, Verdict, headers_of, screen
 from .send import worker_id
 from .states import Status
 
@@ -75,17 +67,16 @@ class Processor:
         self.engine, self.settings = engine, settings
         self.stop = stop or threading.Event()
         self.owner = owner or worker_id()  # whose claim a batch is (host:pid, as for sending)
-        # Reads (the code look-ups, the batch's questions and their mail) go through this read-only
-        # session; each batch's writes through a session of their own.
-        self._lookup_session = Session(engine.execution_options(readonly=True))
-        self.lookup = Lookup(self._lookup_session)
-        # The same for every question: worked out once (templates_dir resolves a path, and
-        # mail_domain may ask the resolver for this host's name).
-        self.templates, self.domain = settings.templates_dir(), settings.mail_domain()
-        self.releases: dict | None = None  # the releases in force, looked up once per batch
+        self.finisher = Finisher(engine, settings)
+        # Reads (the code look-ups, the batch's questions and their mail) go through the finisher's
+        # read-only session; each batch's writes through a session of their own.
+        self._lookup_session, self.lookup = self.finisher.session, self.finisher.lookup
+        # Big batches are read and drafted by extra processes too (worker.processes).
+        self.pool = Pool(settings)
 
     def close(self) -> None:
-        self._lookup_session.close()
+        self.pool.close()
+        self.finisher.close()
 
     def __enter__(self) -> "Processor":
         return self
@@ -105,13 +96,7 @@ class Processor:
 
     def run_once(self) -> Counts:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""
-        try:
-            self.lookup.refresh()
-            self.releases = releases_in_force(self._lookup_session)
-        finally:
-            # End the read snapshot so the next batch sees new data; after a database outage this
-            # also clears the failed transaction, so the next poll can recover.
-            self._lookup_session.rollback()
+        self.finisher.refresh()
         limit = self.settings.worker.batch_size
         counts = Counts()
         fresh = self.claim(limit, retried=False)
@@ -168,14 +153,23 @@ class Processor:
             counts.lost_race += len(ids) - len(items)
             history = BatchHistory(self._lookup_session, {i.id: i.arrived_at or i.received_at for i in items})
             for chunk in self._chunks(items):
-                raws = dict(self._lookup_session.execute(_RAWS, dict(ids=[i.id for i in chunk])).all())
+                raws = dict(self._lookup_session.connection().execute(_RAWS, dict(ids=[i.id for i in chunk])).all())
                 for item in chunk:
                     item.raw = raws.pop(item.id, None)
                     self._headers(item)
-                history.preload(sender_of(i.headers) for i in chunk if i.headers is not None)
+                history.preload(sender_guess(i.headers) for i in chunk if i.headers is not None)
+                screened = []
                 for item in chunk:
-                    if not self.stop.is_set():
-                        outcomes.append(self._compute(item, history))
+                    if self.stop.is_set():
+                        break
+                    verdict = self._screen(item, history)
+                    if isinstance(verdict, Outcome):
+                        outcomes.append(verdict)
+                    else:
+                        item.headers = None
+                        screened.append((item, verdict))
+                outcomes += self.pool.finish_all(self.finisher, screened, self.stop)
+                for item in chunk:
                     item.raw = item.headers = None
         finally:
             self._lookup_session.rollback()  # the reading is done: no snapshot held while writing
@@ -184,7 +178,7 @@ class Processor:
 
     def _read(self, ids: list[int]) -> list[Item]:
         """The batch's questions still waiting, in id order (mail is answered in arrival order)."""
-        rows = self._lookup_session.execute(_ITEMS, dict(ids=ids)).all()
+        rows = self._lookup_session.connection().execute(_ITEMS, dict(ids=ids)).all()
         items = [Item(r.id, Status(r.status), r.attempts, as_utc(r.received_at), as_utc(r.arrived_at),
                       r.body_downloaded, r.size or 0, r.codes, r.modifiers, r.from_name, r.subject, r.new_text)
                  for r in rows if r.status in WAITING]
@@ -213,17 +207,30 @@ class Processor:
         except Exception:  # left to _compute, which quarantines it with the error
             pass
 
-    def _compute(self, item: Item, history: BatchHistory) -> Outcome:
+    def _screen(self, item: Item, history: BatchHistory) -> Verdict | Outcome:
+        """The screen's verdict on a question, or its outcome when it goes no further. A question
+        that passes counts against the rate limits from here on, for the rest of the batch too."""
         if item.attempts > self.settings.limits.max_attempts:
             reason = f"gave up after {item.attempts - 1} attempts that each stopped the worker"
             return quarantined(item, "process", reason)
+        if item.raw is None or not item.body_downloaded:
+            return quarantined(item, "fetch", "the message body was never downloaded")
+        if item.status == Status.PARSED:  # requeued after a failed draft: the reading is stored
+            return PASS
+        if item.refused:
+            return quarantined(item, "parse", item.refused)
         try:
-            return self._advance(item, history)
-        except StageError as exc:
-            return quarantined(item, exc.stage, exc.reason, **exc.fields)
+            headers = item.headers if item.headers is not None else \
+                headers_of(header_block(item.raw, self.settings.limits.max_header_bytes))
+            verdict = screen(headers, self.settings, **history.for_question(item.id))
         except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
-            error.exception("question %s: unexpected error while processing", item.id)
+            error.exception("question %s: unexpected error while screening", item.id)
             return quarantined(item, "process", f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+        if verdict.action == "quarantine":  # the sender is kept so the operator page can show who
+            return quarantined(item, "screen", verdict.reason, from_addr=verdict.sender)
+        if verdict.action == "pass":
+            history.passed(item.id, sender_of(headers))
+        return verdict
 
     def _write(self, ids: list[int], outcomes: list[Outcome]) -> Counts:
         """Write the batch in one transaction; if the database refuses it (a value it cannot
@@ -291,74 +298,3 @@ class Processor:
         for o in done:
             if o.log:
                 vet.info(*o.log)
-
-    def _advance(self, item: Item, history: BatchHistory) -> Outcome:
-        raw = item.raw
-        if raw is None or not item.body_downloaded:
-            raise StageError("fetch", "the message body was never downloaded")
-        if item.status == Status.PARSED:  # requeued after a failed draft: the reading is stored
-            return self._draft(item, thread_of(raw), findings_from_json(item), item.new_text or "",
-                               dict(from_name=item.from_name, subject=item.subject, new_text=item.new_text))
-        limits = self.settings.limits
-        if item.refused:
-            raise StageError("parse", item.refused)
-        headers = item.headers if item.headers is not None else headers_of(header_block(raw, limits.max_header_bytes))
-        verdict = screen(headers, self.settings, **history.for_question(item.id))
-        if verdict.action == "quarantine":  # the sender is kept so the operator page can show who
-            raise StageError("screen", verdict.reason, from_addr=verdict.sender)
-        try:
-            reading = read_message(raw, **limits.reading())
-        except UnreadableMessage as exc:
-            raise StageError("parse", exc.reason)
-        redacting = self.settings.privacy.redact_identifiers
-        # Lower-case, so the per-sender limit (consultant.recent) compares addresses with the index.
-        who = dict(from_addr=reading.from_addr.lower() if reading.from_addr else None,
-                   from_name=reading.from_name[:200] or None,
-                   subject=mask(reading.subject) if redacting else reading.subject, sent_date=reading.date)
-        if verdict.action == "ignore":
-            return Outcome(item, "ignored", ((Status.IGNORED, verdict.reason),), dict(who, stage="screen"),
-                           log=("question %s from %s ignored by %s: %s", item.id, redact(reading.from_addr),
-                                verdict.rule, verdict.reason))
-        # Codes are found in the original text; with redaction on, what is stored (and what the
-        # reviewer and the draft see) is masked to the same length, so the code spans still line up.
-        findings = find_codes(reading.new_text, self.lookup.index, reading.quoted_text)
-        if len(findings.codes) > limits.max_codes:  # each is looked up and answered: bounded work
-            raise StageError("parse", f"too many codes: {len(findings.codes)} different codes, more "
-                                      f"than {limits.max_codes} (limits.max_codes)")
-        texts = dict(new_text=reading.new_text, quoted_text=reading.quoted_text, signature=reading.signature)
-        if redacting:
-            texts = masked_fields([s for f in findings.codes for s in f.spans], **texts)
-        parsed = dict(who, body_source=reading.body_source, **texts,
-                      attachments=[asdict(a) for a in reading.attachments], defects=reading.defects,
-                      codes=findings_json(findings), modifiers=findings.modifiers)
-        thread = Thread(reading.reply_to or reading.from_addr, reading.message_id, reading.references)
-        # What the draft reads of the question is what is stored with it.
-        stored = dict(from_name=who["from_name"], subject=who["subject"], new_text=texts["new_text"])
-        outcome = self._draft(item, thread, findings, reading.new_text, stored, parsed)
-        history.passed(item.id, who["from_addr"])  # the next message of the batch counts this one
-        return outcome
-
-    def _draft(self, item: Item, thread: "Thread", findings: Findings, original: str, stored: dict,
-               parsed: dict | None = None) -> Outcome:
-        """Draft the reply. `stored` (from_name, subject, new_text) are the question's columns as
-        they will be stored; `parsed`, the reading to store with it when it was read just now."""
-        to_addr = safe_address(thread.reply_to)
-        if not to_addr:
-            raise StageError("draft", "no address to reply to (From and Reply-To are unusable)")
-        found = analyse(self.lookup, findings, original, item.received_at.date(), self.releases)
-        reply = draft_reply(
-            question_id=item.id, templates=self.templates,
-            domain=self.domain, service_name=self.settings.service.name,
-            from_name=stored["from_name"] or "", to_addr=to_addr, subject=stored["subject"] or "",
-            message_id=thread.message_id, references=thread.references,
-            new_text=stored["new_text"] or "", findings=findings, facts=found.facts,
-            warnings=found.warnings(), suggestions=found.suggestions)
-        steps = ((Status.PARSED, None),) if parsed is not None else ()
-        return Outcome(
-            item, "drafted", steps + ((Status.DRAFTED, reply.kind),),
-            dict(parsed or {}, attempts=0, analysis=found.as_json()),
-            codes=code_rows(item.id, findings) if parsed is not None else None,
-            reply=dict(question_id=item.id, purpose="answer", kind=reply.kind, to_addr=reply.to_addr,
-                       subject=reply.subject, text=reply.text, html=reply.html, message_id=reply.message_id,
-                       in_reply_to=reply.in_reply_to, references=reply.references, created_at=utcnow()),
-            log=("question %s drafted as %s", item.id, reply.kind))

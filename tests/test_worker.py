@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from consultant import operator, process
+from consultant import finish, operator
 from consultant.db import make_engine
 from consultant.models import Question, Reply, utcnow
 from consultant.opstables import ServiceRun
@@ -129,7 +129,7 @@ def test_a_message_that_keeps_killing_the_worker_is_quarantined_after_max_attemp
     settings = make_settings(db_url, limits={"max_attempts": 3})
     poison = inject(engine, question_from("jane@ridgeview-clinic.test", 1, body="POISON 62303"))
     healthy = inject(engine, question_from("omar@ridgeview-clinic.test", 2))
-    real_read, reads_of_poison = process.read_message, []
+    real_read, reads_of_poison = finish.read_message, []
 
     def read_or_die(raw, **limits):
         if b"POISON" in raw:
@@ -137,7 +137,7 @@ def test_a_message_that_keeps_killing_the_worker_is_quarantined_after_max_attemp
             raise Crash()
         return real_read(raw, **limits)
 
-    monkeypatch.setattr(process, "read_message", read_or_die)
+    monkeypatch.setattr(finish, "read_message", read_or_die)
     for _ in range(6):  # a supervisor restarting the worker after each death
         processor = Processor(engine, settings)
         try:

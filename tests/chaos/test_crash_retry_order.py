@@ -3,7 +3,7 @@ a worker killed again and again for reasons of its own does not keep charging th
 import pytest
 from sqlmodel import Session
 
-from consultant import operator, process
+from consultant import finish, operator
 from consultant.models import Question
 from consultant.process import Processor
 from support import make_settings, question_bytes
@@ -20,7 +20,7 @@ def test_the_message_a_worker_just_died_on_waits_behind_the_others(engine, db_ur
     with Session(engine) as session:
         ids = [operator.inject(session, question_bytes(n), "test", f"{n}.eml") for n in (1, 2, 3)]
         session.commit()
-    real_read, reads, kills = process.read_message, [], iter([True, True])
+    real_read, reads, kills = finish.read_message, [], iter([True, True])
 
     def read_or_die(raw, **limits):
         reads.append(next(n for n, qid in zip((1, 2, 3), ids) if f"<q{n}@".encode() in raw))
@@ -28,7 +28,7 @@ def test_the_message_a_worker_just_died_on_waits_behind_the_others(engine, db_ur
             raise Killed()
         return real_read(raw, **limits)
 
-    monkeypatch.setattr(process, "read_message", read_or_die)
+    monkeypatch.setattr(finish, "read_message", read_or_die)
     for _ in range(4):  # a supervisor restarting the worker after each death
         with Processor(engine, settings) as processor:
             try:

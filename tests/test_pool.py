@@ -1,0 +1,80 @@
+"""Extra drafting processes (consultant.pool): the same drafts as the worker alone, and nothing lost
+or answered twice when one of them dies mid-batch."""
+import os
+import signal
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from consultant import operator, pool
+from consultant.models import Question, Reply
+from consultant.process import Processor
+from support import make_settings, question_bytes
+
+N = 120  # three chunks for each side at least
+
+
+def questions(engine, prefix: str) -> list[int]:
+    bodies = ["Can I bill 62303 with 72128, and do I need modifier 59? Dx M54.16",
+              "Is 99214-25 with 20610 right for the knee? Dx M17.11", "What is J1100 x3 with 96372?",
+              "Nothing coded here, just a question about the fee schedule."]
+    with Session(engine) as session:
+        ids = [operator.inject(session, question_bytes(n, bodies[n % 4], sender=f"{prefix}{n}@clinic.test")
+                               .replace(b"<q", f"<{prefix}".encode()), "test", "t.eml") for n in range(N)]
+        session.commit()
+    return ids
+
+
+def drafts(engine, ids) -> list[tuple]:
+    """What a reviewer sees of each question: its status, codes and reply (its Message-ID is random)."""
+    with Session(engine) as session:
+        rows = {q.id: q for q in session.execute(select(Question).where(Question.id.in_(ids))).scalars()}
+        replies = {r.question_id: r for r in session.execute(select(Reply).where(Reply.question_id.in_(ids))).scalars()}
+        return [(rows[i].status, rows[i].codes, rows[i].analysis, replies[i].kind, replies[i].subject,
+                 replies[i].text, replies[i].html) for i in ids]
+
+
+def run(engine, settings, warm: bool = False) -> Processor:
+    processor = Processor(engine, settings)
+    if warm:
+        processor.pool.warm(N)
+        assert processor.pool.wait_ready(60)
+    processor.run_until_done()
+    return processor
+
+
+def test_extra_processes_draft_what_the_worker_alone_drafts(engine, db_url):
+    alone = questions(engine, "alone")
+    with run(engine, make_settings(db_url, worker={"processes": 0})) as processor:
+        assert processor.pool.helpers == [] and processor.pool.shared == 0
+    shared = questions(engine, "share")
+    with run(engine, make_settings(db_url, worker={"processes": 1}), warm=True) as processor:
+        assert 0 < processor.pool.shared < N  # both sides took chunks
+    mine, theirs = drafts(engine, alone), drafts(engine, shared)
+    assert [d[0] for d in mine] == ["drafted"] * N
+    assert mine == theirs  # the same codes, checks and replies
+
+
+def test_a_drafting_process_that_dies_loses_nothing_and_answers_nothing_twice(engine, db_url, monkeypatch, caplog):
+    ids = questions(engine, "kill")
+    killed = []
+    real_send = pool.Helper.send
+
+    def send_then_die(self, *args):
+        real_send(self, *args)
+        if not killed:  # it dies holding the first chunk it was given
+            os.kill(self.process.pid, signal.SIGKILL)
+            killed.append(self.process.pid)
+
+    monkeypatch.setattr(pool.Helper, "send", send_then_die)
+    with run(engine, make_settings(db_url, worker={"processes": 1}), warm=True):
+        pass
+    assert killed
+    assert "extra drafting process stopped" in caplog.text
+    with Session(engine) as session:
+        statuses = session.execute(select(Question.status, func.count()).where(Question.id.in_(ids))
+                                   .group_by(Question.status)).all()
+        replies = session.execute(select(func.count(Reply.id), func.count(Reply.question_id.distinct()))
+                                  .where(Reply.question_id.in_(ids))).one()
+    assert dict(statuses) == {"drafted": N}  # the dead process's questions were tried again
+    assert tuple(replies) == (N, N)
