@@ -77,7 +77,7 @@ class BatchHistory:
         self._released: set[int] | None = None
 
     def _rows(self, statement, **params) -> list[datetime]:
-        rows = self.session.execute(statement, dict(params, low=self.low, high=self.high))
+        rows = self.session.connection().execute(statement, dict(params, low=self.low, high=self.high))
         return [at for qid, at in rows if qid not in self.arrivals and at is not None]
 
     def overall(self) -> Times:
@@ -97,7 +97,7 @@ class BatchHistory:
         for first in range(0, len(wanted), 500):
             chunk = wanted[first:first + 500]
             found: dict[str, list[datetime]] = {addr: [] for addr in chunk}
-            rows = self.session.execute(_FROM_SENDERS_IN, dict(addrs=chunk, low=self.low, high=self.high))
+            rows = self.session.connection().execute(_FROM_SENDERS_IN, dict(addrs=chunk, low=self.low, high=self.high))
             for qid, addr, at in rows:
                 if qid not in self.arrivals and at is not None and addr in found:
                     found[addr].append(at)
@@ -107,8 +107,8 @@ class BatchHistory:
         """The batch's questions whose last event is an operator's requeue."""
         if self._released is None:
             ids = list(self.arrivals)
-            last = [row[1] for row in self.session.execute(_LAST_EVENTS, dict(ids=ids))] if ids else []
-            self._released = set(self.session.execute(_REQUEUES, dict(ids=last)).scalars()) if last else set()
+            last = [row[1] for row in self.session.connection().execute(_LAST_EVENTS, dict(ids=ids))] if ids else []
+            self._released = set(self.session.connection().execute(_REQUEUES, dict(ids=last)).scalars()) if last else set()
         return self._released
 
     def passed(self, qid: int, sender: str | None) -> None:
