@@ -13,6 +13,7 @@ from email.contentmanager import _encode_text  # the stdlib's choice of transfer
 from email.generator import BytesGenerator
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formataddr, formatdate
 from functools import lru_cache
 from pathlib import Path
@@ -61,15 +62,20 @@ def flatten(msg: EmailMessage) -> bytes:
 
 
 def transmit(client: smtplib.SMTP, data: bytes, from_addr: str, to_addr: str,
-             before_data: Callable[[], None], while_waiting: Callable[[], None] | None = None) -> None:
+             before_data: Callable[[], None], while_waiting: Callable[[], None] | None = None,
+             while_mail: Callable[[], None] | None = None) -> None:
     """What smtplib's send_message does for one ASCII recipient (`data` as flatten() makes it), in
     steps: MAIL and RCPT, then `before_data()`, then DATA. Nothing can be delivered before the
     server has the message data, so until before_data() returns, a crash leaves the reply certainly
     unsent. Refusals raise the exceptions sendmail raises; if before_data() raises, the envelope is
-    reset and it propagates. `while_waiting()` (it must not raise) runs once the data is on its
-    way, while the server takes it in: work done there costs no time of its own."""
+    reset and it propagates. Work done while the server answers costs no time of its own:
+    `while_mail()` runs once MAIL is on its way (if it raises, so does transmit, with the MAIL reply
+    unread: close the connection), `while_waiting()` (it must not raise) once the data is."""
     client.ehlo_or_helo_if_needed()
-    code, words = client.mail(from_addr)
+    client.putcmd("mail", f"FROM:{smtplib.quoteaddr(from_addr)}")  # smtplib's mail(), in two halves
+    if while_mail is not None:
+        while_mail()
+    code, words = client.getreply()
     if code != 250:
         _reset(client, code)
         raise smtplib.SMTPSenderRefused(code, words, from_addr)
@@ -125,15 +131,35 @@ class _HeaderClasses(HeaderRegistry):
         return made
 
 
-# email.policy.default with the registry above: the same headers, the same bytes.
-POLICY = email.policy.default.clone(header_factory=_HeaderClasses())
+_SHARED: dict[int, object] = {}  # id -> header, for the headers _fixed() made (kept, so ids stay theirs)
+_FOLDED: dict[tuple, bytes] = {}
 
 
-@lru_cache(maxsize=64)
+class _Policy(EmailPolicy):
+    """email.policy.default, except that a header messages share (see _fixed) is folded once per
+    way of folding: the generator folds every header of every message it writes."""
+
+    def fold_binary(self, name, value):
+        if id(value) not in _SHARED:
+            return super().fold_binary(name, value)
+        key = (id(value), name, self.linesep, self.max_line_length, self.utf8, self.cte_type)
+        folded = _FOLDED.get(key)
+        if folded is None:
+            folded = _FOLDED[key] = super().fold_binary(name, value)
+        return folded
+
+
+# email.policy.default with the registry above and shared folds: the same headers, the same bytes.
+POLICY = _Policy(header_factory=_HeaderClasses())
+
+
+@lru_cache(maxsize=None)  # a handful: ours and the MIME structure's
 def _fixed(name: str, value: str):
     """A header that many messages carry (ours, the MIME structure's), parsed once: a parsed header
     is immutable, so messages can share it."""
-    return POLICY.header_factory(name, value)
+    header = POLICY.header_factory(name, value)
+    _SHARED[id(header)] = header
+    return header
 
 
 def _text_part(text: str, subtype: str) -> EmailMessage:

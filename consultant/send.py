@@ -2,14 +2,16 @@
 
 A batch is claimed in one transaction (each answer approved -> sending, each reply leased, the
 lease renewed while the batch lasts) once the servers answered, then sent over one SMTP connection
-(reused at once unless the server hung up or it sat idle, see Connection), each outcome committed
-as soon as the server answered. An outage (no connection can be opened) changes no state and is
-logged once; replies claimed but not yet tried when an outage or a stop cuts the batch short go back
-as they were. A reply whose own transaction fails (4xx, or the connection lost after MAIL began)
-counts an attempt and backs off until send.give_up_after. With smtp.sent_folder set, each reply is
-put in that IMAP folder as pending, marked handed just before the message data goes to the server
-(after MAIL and RCPT) and delivered once the server accepted it, so after a crash a reply that never
-reached the server is sent again and one that may have is never resent blindly (see
+(reused at once unless the server hung up or it sat idle, see Connection). Each outcome is
+committed on its own; a reply the server took is recorded as sent while the server answers the
+next reply's MAIL (the commit overlaps that round trip instead of coming before it; see _Batch). An
+outage (no connection can be opened) changes no state and is logged once; replies claimed but not
+yet tried when an outage or a stop cuts the batch short go back as they were. A reply whose own
+transaction fails (4xx, or the connection lost after MAIL began) counts an attempt and backs off
+until send.give_up_after. With smtp.sent_folder set, each reply is put in that IMAP folder as
+pending, marked handed just before the message data goes to the server (after MAIL and RCPT) and
+delivered once the server accepted it (before the database hears of it), so after a crash a reply
+that never reached the server is sent again and one that may have is never resent blindly (see
 sweep.reconcile; a claimed reply never tried has no copy, or a pending one, and is sent again).
 Without it, sending is at-least-once with the same Message-ID.
 """
@@ -237,8 +239,10 @@ class Sender:
 
 
 class _Batch:
-    """One claimed batch going out, reply after reply. The next reply's message is built while the
-    server takes in the current one's data."""
+    """One claimed batch going out, reply after reply. Work is done while a server answers: the
+    next reply's message is built while the SMTP server takes in the current one's data, and a
+    reply the server took is recorded as sent while it answers the next reply's MAIL (before
+    anything else is written, and before that reply can go anywhere: as soon as without it)."""
 
     def __init__(self, sender: Sender, conn: DbConnection, smtp: Connection, sent_folder: SentFolder | None,
                  replies: list[Claimed], counts: SendCounts):
@@ -246,11 +250,27 @@ class _Batch:
         self.replies, self.counts = replies, counts
         self.built: dict[int, tuple[bytes, None] | tuple[None, Exception]] = {}
         self.renewed = time.monotonic()
+        self.unrecorded: Claimed | None = None  # the server took it; not yet recorded as sent
+
+    def _record(self) -> None:
+        if self.unrecorded is not None:
+            reply, self.unrecorded = self.unrecorded, None
+            self.sender._sent(self.conn, reply, self.counts)
 
     def run(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            self._record()  # what the server took must not wait for the sweep, nor go out again
+            raise
+        self._record()
+
+    def _run(self) -> None:
         sender, waiting = self.sender, list(self.replies)
         while waiting:
             reply = waiting[0]
+            if sender.stop.is_set() or time.monotonic() - self.renewed > sender.settings.send.lease / 10:
+                self._record()
             if sender.stop.is_set():
                 outbox.unclaim(self.conn, waiting, sender.owner, "stopped before this reply was sent; will try again")
                 return
@@ -266,6 +286,7 @@ class _Batch:
                 client = self.smtp.ready()
             except (*SMTP_OUTAGES, smtplib.SMTPException) as exc:
                 sender.smtp_outage.failed(exc)  # cannot connect: an outage, nobody's attempt
+                self._record()
                 outbox.unclaim(self.conn, waiting, sender.owner, "server unreachable; will try again")
                 return
             if not self._send(client, reply, waiting[1] if len(waiting) > 1 else None):
@@ -287,6 +308,7 @@ class _Batch:
         self._build(reply)
         data, problem = self.built.pop(reply.id)
         if problem is not None:  # a reply we cannot turn into mail: a person must look
+            self._record()
             sender._failed(conn, reply, f"cannot build the message: {problem}", counts)
             return True
         copy_uid = None
@@ -297,6 +319,7 @@ class _Batch:
                     raise IMAPClientError("the copy just put in the Sent folder cannot be found")
             except IMAP_OUTAGES as exc:
                 sender.imap_outage.failed(exc)
+                self._record()
                 outbox.unclaim(conn, [reply], sender.owner, "server unreachable; will try again")
                 return False
 
@@ -308,13 +331,15 @@ class _Batch:
                     raise _FolderLost() from exc
         try:
             transmit(smtp, data, sender.settings.service.address, reply.to_addr, handed,
-                     while_waiting=lambda: self._build(nxt))
+                     while_waiting=lambda: self._build(nxt), while_mail=self._record)
         except _FolderLost as lost:  # nothing was handed to the SMTP server
+            self._record()
             sender.imap_outage.failed(lost.__cause__)
             self._discard(copy_uid)
             outbox.unclaim(conn, [reply], sender.owner, "server unreachable; will try again")
             return False
         except (smtplib.SMTPException, *SMTP_OUTAGES) as exc:
+            self._record()
             code, words = _smtp_code(exc)
             self._discard(copy_uid)
             if (code is not None and 500 <= code < 600) or isinstance(exc, smtplib.SMTPNotSupportedError):
@@ -336,7 +361,7 @@ class _Batch:
                 sent_folder.mark_delivered(copy_uid)
             except IMAP_OUTAGES as exc:  # sent, but the folder does not know: the DB does
                 sender.imap_outage.failed(exc)
-        sender._sent(conn, reply, counts)
+        self.unrecorded = reply
         return True
 
     def _discard(self, uid: int | None) -> None:

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from consultant.mailout import HANDED, PENDING, SentFolder
 from consultant.models import Event, Reply, utcnow
-from consultant.send import Sender
+from consultant.send import Connection, Sender
 from consultant.sweep import Sweeper
 from support import make_settings, smtp_section
 from test_send import Crash, approved, expire_leases, out_settings, sent_settings, state  # noqa: F401 (fixtures)
@@ -46,6 +46,22 @@ def between_replies():
     logger.setLevel(level)
 
 
+@pytest.fixture
+def before_reply(monkeypatch):
+    """before_reply(act): act(n) runs when the sender readies its connection for its n-th reply of a
+    batch (n >= 2: the one before went out), before it looks at the connection."""
+    def install(act):
+        real, calls = Connection.ready, []
+
+        def ready(self):
+            calls.append(self)
+            if len(calls) >= 3:  # the first call opens the connection, the second readies reply 1
+                act(len(calls) - 1)
+            return real(self)
+        monkeypatch.setattr(Connection, "ready", ready)
+    return install
+
+
 def replies_of(engine, ids):
     with Session(engine) as session:
         return [session.execute(select(Reply).where(Reply.question_id == qid)).scalar_one() for qid in ids]
@@ -69,37 +85,37 @@ def test_a_batch_is_claimed_at_once_and_each_reply_committed_as_sent_when_the_se
     assert smtp.connections == 1
 
 
-def test_a_stop_mid_batch_gives_the_untried_replies_back_without_counting_an_attempt(
+def test_a_stop_mid_batch_lets_the_reply_going_out_finish_and_gives_the_untried_back_uncounted(
         engine, out_settings, smtp, between_replies):
-    ids = [approved(engine, out_settings, n) for n in range(3)]
+    ids = [approved(engine, out_settings, n) for n in range(4)]
     sender = Sender(engine, out_settings)
-    between_replies(lambda n: sender.stop.set())
+    between_replies(lambda n: sender.stop.set())  # while the second reply is going out
     counts = sender.run_once()
-    assert (counts.sent, counts.retrying, counts.skipped) == (1, 0, 0)
-    assert [state(engine, qid)[0] for qid in ids] == ["sent", "approved", "approved"]
-    assert [(r.send_attempts, r.lease_owner, r.lease_until) for r in replies_of(engine, ids)[1:]] == [(0, None, None)] * 2
+    assert (counts.sent, counts.retrying, counts.skipped) == (2, 0, 0)
+    assert [state(engine, qid)[0] for qid in ids] == ["sent", "sent", "approved", "approved"]
+    assert [(r.send_attempts, r.lease_owner, r.lease_until) for r in replies_of(engine, ids)[2:]] == [(0, None, None)] * 2
     assert Sender(engine, out_settings).run_once().sent == 2
-    assert sorted(m.message["Message-ID"] for m in smtp.wait_for(3)) == sorted(r.message_id for r in replies_of(engine, ids))
+    assert sorted(m.message["Message-ID"] for m in smtp.wait_for(4)) == sorted(r.message_id for r in replies_of(engine, ids))
 
 
 def test_a_connection_the_server_closed_between_replies_is_replaced_and_costs_nothing(
-        engine, out_settings, smtp, between_replies):
+        engine, out_settings, smtp, before_reply):
     ids = [approved(engine, out_settings, n) for n in range(3)]
 
     def restart(n):
-        if n == 1:
+        if n == 2:
             smtp.stop()  # closes the connection the sender holds
             smtp.start()
-    between_replies(restart)
+    before_reply(restart)
     counts = Sender(engine, out_settings).run_once()
     assert (counts.sent, counts.retrying) == (3, 0)
     assert [r.send_attempts for r in replies_of(engine, ids)] == [1, 1, 1]
     assert len(smtp.wait_for(3)) == 3 and smtp.connections == 1  # connections: counted since the restart
 
 
-def test_smtp_lost_mid_batch_is_an_outage_and_the_untried_replies_go_back(engine, out_settings, smtp, between_replies):
+def test_smtp_lost_mid_batch_is_an_outage_and_the_untried_replies_go_back(engine, out_settings, smtp, before_reply):
     ids = [approved(engine, out_settings, n) for n in range(3)]
-    between_replies(lambda n: n == 1 and smtp.stop())
+    before_reply(lambda n: n == 2 and smtp.stop())
     sender = Sender(engine, out_settings)
     try:
         counts = sender.run_once()
@@ -114,26 +130,26 @@ def test_smtp_lost_mid_batch_is_an_outage_and_the_untried_replies_go_back(engine
 def test_leases_are_renewed_while_a_batch_lasts_and_one_that_ran_out_is_left_to_the_sweep(
         engine, db_url, smtp, between_replies):
     settings = make_settings(db_url, smtp=smtp_section(smtp), send={"lease": "1s"})
-    ids = [approved(engine, settings, n) for n in range(4)]
+    ids = [approved(engine, settings, n) for n in range(5)]
     lease_of_last = []
 
-    def stall(n):
+    def stall(n):  # runs while the next reply's MAIL is answered
         lease_of_last.append(replies_of(engine, ids[-1:])[0].lease_until)
-        if n == 2:  # as if this worker had hung: the sweep may now settle the third
+        if n == 1:  # as if this worker had hung: the sweep may now settle the third
             with Session(engine) as session:
                 session.execute(update(Reply).where(Reply.question_id == ids[2])
                                 .values(lease_until=utcnow() - timedelta(seconds=1)))
                 session.commit()
-        time.sleep(0.15)  # more than a tenth of the lease: the next reply renews first
+            time.sleep(0.15)  # more than a tenth of the lease: the third reply renews first
     between_replies(stall)
     counts = Sender(engine, settings).run_once()
-    assert (counts.sent, counts.skipped) == (3, 1)
-    assert lease_of_last[0] < lease_of_last[1]
-    assert [state(engine, qid)[0] for qid in ids] == ["sent", "sent", "sending", "sent"]
+    assert (counts.sent, counts.skipped) == (4, 1)
+    assert lease_of_last[0] < lease_of_last[2]  # read while the 2nd and the 5th replies went out
+    assert [state(engine, qid)[0] for qid in ids] == ["sent", "sent", "sending", "sent", "sent"]
     expire_leases(engine)
     assert Sweeper(engine, settings).run_once().resend == 1
     assert Sender(engine, settings).run_once().sent == 1
-    received = [m.message["Message-ID"] for m in smtp.wait_for(4)]
+    received = [m.message["Message-ID"] for m in smtp.wait_for(5)]
     assert sorted(received) == sorted(r.message_id for r in replies_of(engine, ids))
 
 
