@@ -34,6 +34,14 @@ SMTP_OUTAGES = (OSError, socket.timeout, ssl.SSLError, smtplib.SMTPServerDisconn
                 smtplib.SMTPConnectError, smtplib.SMTPHeloError)
 _APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 4.5.2)
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+# Header values the stdlib would write back exactly as they are (see _Plain): printable ASCII words
+# with single spaces; an address or message-ids of dot-atoms only.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+_PLAIN_TEXT = re.compile(r"[!-~]+(?: [!-~]+)*")
+_PLAIN_ADDRESS = re.compile(rf"{_DOT_ATOM}@{_DOT_ATOM}")
+_PLAIN_IDS = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>(?: <{_DOT_ATOM}@{_DOT_ATOM}>)*")
 
 
 def connect_smtp(smtp: Smtp) -> smtplib.SMTP:
@@ -54,10 +62,19 @@ def connect_smtp(smtp: Smtp) -> smtplib.SMTP:
     return client
 
 
+class _Generator(BytesGenerator):
+    def _write_lines(self, lines: str) -> None:
+        """As the stdlib's (each line ended with our line end, the last one only if it was), in one
+        write instead of two per line."""
+        if lines:
+            *ended, last = _NEWLINE.split(lines)
+            self.write("".join(line + self._NL for line in ended) + last)
+
+
 def flatten(msg: EmailMessage) -> bytes:
     """The message as it goes over the wire (CRLF line ends), also what the Sent folder keeps."""
     with io.BytesIO() as flat:
-        BytesGenerator(flat, policy=msg.policy).flatten(msg, linesep="\r\n")
+        _Generator(flat, policy=msg.policy).flatten(msg, linesep="\r\n")
         return flat.getvalue()
 
 
@@ -174,6 +191,27 @@ def _text_part(text: str, subtype: str) -> EmailMessage:
     return part
 
 
+class _Plain(str):
+    """A header value the stdlib would write exactly as it is, on one line (see _plain): it is not
+    parsed only to be written back."""
+
+    def __new__(cls, name: str, value: str):
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+def _plain(name: str, value: str, shape: re.Pattern):
+    """`value` as a _Plain header when it has this shape, holds nothing the parser would decode
+    (an encoded word) and fits on one line; else as it is, for the stdlib to parse and fold."""
+    if len(name) + 2 + len(value) <= POLICY.max_line_length and "=?" not in value and shape.fullmatch(value):
+        return _Plain(name, value)
+    return value
+
+
 @lru_cache(maxsize=4)
 def _templates(folder: Path):
     return environment(folder)
@@ -188,16 +226,16 @@ def build(reply: Reply, settings: Settings) -> EmailMessage:
     service = settings.service
     msg = EmailMessage(policy=POLICY)
     msg["From"] = _fixed("From", formataddr((one_line(service.name, 80), service.address)))
-    msg["To"] = to_addr
-    msg["Subject"] = one_line(reply.subject)
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = safe_msg_ids([reply.message_id])[0]
+    msg["To"] = _plain("To", to_addr, _PLAIN_ADDRESS)
+    msg["Subject"] = _plain("Subject", one_line(reply.subject), _PLAIN_TEXT)
+    msg["Date"] = _plain("Date", formatdate(localtime=False), _PLAIN_TEXT)
+    msg["Message-ID"] = _plain("Message-ID", safe_msg_ids([reply.message_id])[0], _PLAIN_IDS)
     parent = safe_msg_ids([reply.in_reply_to or ""])
     if parent:
-        msg["In-Reply-To"] = parent[0]
+        msg["In-Reply-To"] = _plain("In-Reply-To", parent[0], _PLAIN_IDS)
     references = safe_msg_ids((reply.references or "").split())
     if references:
-        msg["References"] = " ".join(references)
+        msg["References"] = _plain("References", " ".join(references), _PLAIN_IDS)
     msg["Auto-Submitted"] = _fixed("Auto-Submitted", "auto-replied")
     msg["X-Auto-Response-Suppress"] = _fixed("X-Auto-Response-Suppress", "All")
     msg[service.loop_header] = _fixed(service.loop_header, service.address)

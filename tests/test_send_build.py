@@ -5,8 +5,9 @@ import email.policy
 import random
 import re
 import smtplib
+import string
 from email.message import EmailMessage
-from email.utils import formataddr
+from email.utils import formataddr, formatdate
 
 import pytest
 
@@ -21,9 +22,15 @@ DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 BOUNDARY = re.compile(rb"===============\d{19}==")
 # Pieces of hostile or awkward text: non-ASCII, long lines, dots and "From " at line starts,
 # control characters, CR/LF in odd places, something that looks like a boundary.
-PIECES = ["a", "word ", " ", "\n", "\n\n", ".", "\n.", "\n..\n", "\r\n", "\r", "é", "ü", "€", "😀", "\t", "=",
+PIECES = ["a", "word ", " ", "  ", "(", ")", "\\", ",", ";", ":", "[", "]", "@", "<x@y.test>", "=?", "?=", "\n", "\n\n", ".", "\n.", "\n..\n", "\r\n", "\r", "é", "ü", "€", "😀", "\t", "=",
           "=?utf-8?q?x?=", "-", "x" * 90, "y" * 1200, "\nFrom ", "\u2028", "\x00", "\x0b", "<b>", '"', "ß" * 40,
           "日本語", "\n--===============1234567890123456789==\n"]
+
+# Usable addresses and message-ids, plain and not (build() writes the plain ones without parsing).
+ADDRESSES = ["coder1@ridgeview-clinic.test", "a.b+c@x.test", "a..b@x.test", ".a@x.test", "a=?b@x.test", "x'y@z.test",
+             "{}@x.test", "l" * 64 + "@" + "d" * 60 + ".test"]
+IDS = ["<a(b)@c.test>", "<a:b@c.test>", "<a@[1.2.3.4]>", "<a..b@c.test>", "<.a@b.test>", "<a=?b@c.test>", "<a,b@c.test>",
+       "<" + "l" * 70 + "@d.test>"]
 
 
 def stdlib_message(reply: Reply) -> EmailMessage:
@@ -49,11 +56,12 @@ def replies(n: int, seed: int = 7):
         return "".join(rng.choice(PIECES) for _ in range(rng.randint(0, longest)))
 
     for i in range(n):
-        yield Reply(id=i, question_id=i, kind="answer", to_addr=rng.choice(["coder1@ridgeview-clinic.test", "a.b+c@x.test"]),
+        yield Reply(id=i, question_id=i, kind="answer", to_addr=rng.choice(ADDRESSES),
                     subject=rng.choice(["Re: myelogram question", text(20), "Re: " + text(120)]),
-                    message_id=f"<cc.{i}.{rng.getrandbits(32):08x}@caseconsultant.test>",
-                    in_reply_to=rng.choice([None, "<q1@ridgeview-clinic.test>", "not an id", "<" + "a" * 200 + "@b.test>"]),
-                    references=rng.choice([None, " ".join(f"<r{j}@x.test>" for j in range(rng.randint(0, 40)))]),
+                    message_id=rng.choice([f"<cc.{i}.{rng.getrandbits(32):08x}@caseconsultant.test>", *IDS]),
+                    in_reply_to=rng.choice([None, "<q1@ridgeview-clinic.test>", "not an id", "<" + "a" * 200 + "@b.test>", *IDS]),
+                    references=rng.choice([None, " ".join(f"<r{j}@x.test>" for j in range(rng.randint(0, 40))),
+                                           " ".join(rng.choice(IDS) for _ in range(3))]),
                     edited_text=rng.choice([None, None, None, text(40)]),
                     text=rng.choice([text(60), "", ".", "line\n" * 30, "Hello,\n\nplain ASCII answer.\n"]),
                     html=rng.choice([text(60), "", "<p>answer</p>"]))
@@ -68,6 +76,34 @@ def test_build_makes_the_bytes_the_stdlib_makes_for_all_kinds_of_text():
         assert b"\r\n" in ours and b"\n" not in ours.replace(b"\r\n", b"")
         checked += 1
     assert checked == 600
+
+
+def test_headers_written_without_parsing_fold_as_the_stdlib_folds_them():
+    rng = random.Random(11)
+    atom = string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-"
+    printable = [chr(c) for c in range(33, 127)]
+
+    def word(chars, longest):
+        return "".join(rng.choice(chars) for _ in range(rng.randint(1, longest)))
+
+    def dot_atom():
+        return ".".join(word(atom, 8) for _ in range(rng.randint(1, 3)))
+    # Encoded words look plain but are decoded by the parser (and written again another way).
+    tricky = [("Subject", mailout._PLAIN_TEXT, value) for value in (
+        "Re: =?utf-8?q?x?=", "=?utf-8?b?w6k=?=", "a =?utf-8?q?caf=C3=A9?= b", "=?utf-8?q?a_b?= =?utf-8?q?c?=")]
+    plain = 0
+    for i in range(6000):
+        name, shape, value = tricky[i] if i < len(tricky) else rng.choice([
+            ("Subject", mailout._PLAIN_TEXT, " ".join(word(printable, 12) for _ in range(rng.randint(1, 8)))),
+            ("Date", mailout._PLAIN_TEXT, formatdate(rng.uniform(0, 4e9), localtime=False)),
+            ("To", mailout._PLAIN_ADDRESS, f"{dot_atom()}@{dot_atom()}"),
+            ("References", mailout._PLAIN_IDS, " ".join(f"<{dot_atom()}@{dot_atom()}>" for _ in range(rng.randint(1, 3))))])
+        header = mailout._plain(name, value, shape)
+        if isinstance(header, mailout._Plain):
+            plain += 1
+            for policy in (email.policy.default, email.policy.SMTP):
+                assert header.fold(policy=policy) == policy.header_factory(name, value).fold(policy=policy), value
+    assert plain > 4000
 
 
 def test_the_fixed_headers_are_ours_and_the_same_object_for_every_message():
