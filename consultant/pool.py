@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
@@ -28,7 +29,7 @@ from .screen import Verdict
 
 CHUNK = 20  # questions sent at a time
 MIN_SHARED = 2 * CHUNK  # fewer screened questions than this stay in the worker
-IN_FLIGHT = 2  # chunks a process holds at once: one to work on, one waiting
+IN_FLIGHT = 10  # chunks a process holds at once (a default batch): one to work on, the rest waiting
 MAX_PROCESSES = 4
 
 
@@ -59,9 +60,24 @@ def _serve(settings: Settings, conn) -> None:
     setup(settings.log.level, settings.log.file)
     engine = make_engine(settings.database.url)
     finisher, batch = Finisher(engine, settings), None
+    # A thread takes in what the worker sends as it comes, so the worker never waits to send while
+    # we wait for it to read our outcomes (two full pipes would be a deadlock).
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def receive() -> None:
+        try:
+            while True:
+                message = conn.recv()
+                inbox.put(message)
+                if message is None:
+                    return
+        except (EOFError, OSError):
+            inbox.put(None)
+
+    threading.Thread(target=receive, name="receive", daemon=True).start()
     conn.send("ready")
     while True:
-        message = conn.recv()
+        message = inbox.get()
         if message is None:
             break
         number, releases, chunk = message
@@ -79,8 +95,20 @@ def _serve(settings: Settings, conn) -> None:
     engine.dispose()
 
 
+class Ticket:
+    """One batch's screened questions on their way through the pool."""
+
+    def __init__(self, number: int, chunks: list[list]):
+        self.number, self.queued = number, deque(chunks)
+        self.outstanding = len(chunks)  # chunks not finished yet (queued or held by a process)
+        self.outcomes: list[Outcome] = []
+
+    def done(self) -> bool:
+        return self.outstanding == 0
+
+
 class Helper:
-    """One extra process and the chunks it holds."""
+    """One extra process and the chunks it holds, oldest first, each with its ticket."""
 
     def __init__(self, settings: Settings):
         context = multiprocessing.get_context("spawn")
@@ -91,9 +119,9 @@ class Helper:
         theirs.close()
         self.ready, self.held = False, deque()
 
-    def send(self, number: int, releases, chunk: list) -> None:
-        self.conn.send((number, releases, chunk))
-        self.held.append(chunk)
+    def send(self, ticket: Ticket, releases, chunk: list) -> None:
+        self.conn.send((ticket.number, releases, chunk))
+        self.held.append((ticket, chunk))
 
     def close(self) -> None:
         if self.ready:  # it ends when told; one still starting is not waited for
@@ -109,11 +137,17 @@ class Helper:
 
 
 class Pool:
-    """The worker's extra processes (worker.processes), started when first needed."""
+    """The worker's extra processes (worker.processes), started when first needed.
+
+    `submit` queues a batch's screened questions and returns at once; `complete` returns their
+    outcomes, the worker finishing queued chunks itself meanwhile. Between the two the worker may
+    screen the next batch while the extra processes draft this one.
+    """
 
     def __init__(self, settings: Settings):
         self.settings, self.size = settings, process_count(settings.worker.processes)
         self.helpers: list[Helper] = []
+        self.tickets: list[Ticket] = []  # open ones, oldest first
         self.batches = self.deaths = 0
         self.shared = 0  # questions finished by the extra processes
 
@@ -121,15 +155,14 @@ class Pool:
         """Wait until every extra process started is ready (tests, benchmarks); True if so."""
         deadline = time.monotonic() + timeout
         while not all(h.ready for h in self.helpers) and time.monotonic() < deadline:
-            for helper in list(self.helpers):
-                self._collect(helper, [])
+            self._collect()
             time.sleep(0.05)
         return bool(self.helpers) and all(h.ready for h in self.helpers)
 
     def close(self) -> None:
         for helper in self.helpers:
             helper.close()
-        self.helpers = []
+        self.helpers, self.tickets = [], []
 
     def warm(self, waiting: int) -> None:
         """Start the extra processes now if `waiting` questions are about to come (a backlog being
@@ -139,45 +172,86 @@ class Pool:
                 self.helpers.append(Helper(self.settings))
 
     def finish_all(self, finisher, screened: list[tuple[Item, Verdict]], stop: threading.Event) -> list[Outcome]:
-        """The outcomes of these screened questions, in no particular order. Questions held by an
-        extra process that died are missing (left for a retry); so are those not started when
-        `stop` was set."""
-        if self.size == 0 or len(screened) < MIN_SHARED:
-            return [finisher.finish(item, verdict) for item, verdict in screened if not stop.is_set()]
-        self.warm(len(screened))
-        self.batches += 1
-        chunks = deque(screened[first:first + CHUNK] for first in range(0, len(screened), CHUNK))
-        outcomes: list[Outcome] = []
-        while True:
-            for helper in list(self.helpers):
-                self._collect(helper, outcomes)
-            for helper in self.helpers:  # keep every ready process busy
-                while helper.ready and len(helper.held) < IN_FLIGHT and chunks and not stop.is_set():
-                    helper.send(self.batches, finisher.releases, chunks.pop())  # from the back
-            if chunks and not stop.is_set():
-                outcomes += [finisher.finish(item, verdict) for item, verdict in chunks.popleft()]
-                continue
-            busy = [h.conn for h in self.helpers if h.held]
-            if not busy:
-                return outcomes
-            wait(busy, timeout=1.0)
+        return self.complete(self.submit(finisher, screened, stop), finisher, stop)
 
-    def _collect(self, helper: Helper, outcomes: list[Outcome]) -> None:
-        """Take what this process has finished (and its ready word); drop it if it died."""
-        try:
-            while helper.conn.poll():
-                message = helper.conn.recv()
-                if message == "ready":
-                    helper.ready = True
-                else:
-                    outcomes += message
-                    self.shared += len(helper.held.popleft())
+    def submit(self, finisher, screened: list[tuple[Item, Verdict]], stop: threading.Event) -> Ticket:
+        """Queue these screened questions; a small batch (or no extra process) is finished here."""
+        self.batches += 1
+        if self.size == 0 or len(screened) < MIN_SHARED:
+            ticket = Ticket(self.batches, [])
+            ticket.outcomes = [finisher.finish(item, verdict) for item, verdict in screened if not stop.is_set()]
+            return ticket
+        self.warm(len(screened))
+        ticket = Ticket(self.batches, [screened[first:first + CHUNK] for first in range(0, len(screened), CHUNK)])
+        self.tickets.append(ticket)
+        self._feed(finisher, stop)
+        return ticket
+
+    def complete(self, ticket: Ticket, finisher, stop: threading.Event) -> list[Outcome]:
+        """The outcomes of a submitted batch, in no particular order. Questions held by an extra
+        process that died are missing (left for a retry); so are those not started when `stop`
+        was set."""
+        while not ticket.done():
+            self._collect()
+            if stop.is_set():
+                self._drop_queued()
+            self._feed(finisher, stop)
+            mine = ticket if ticket.queued else next((t for t in reversed(self.tickets) if t.queued), None)
+            if mine is not None and not stop.is_set():  # this batch's last chunk, else work ahead
+                self._finish_here(mine, mine.queued.pop(), finisher)
+            elif not ticket.done():
+                busy = [h.conn for h in self.helpers if h.held]
+                if not busy:  # nothing held and nothing queued: only lost chunks were left
+                    break
+                wait(busy, timeout=1.0)
+        if ticket in self.tickets:
+            self.tickets.remove(ticket)
+        return ticket.outcomes
+
+    @staticmethod
+    def _finish_here(ticket: Ticket, chunk: list, finisher) -> None:
+        ticket.outcomes += [finisher.finish(item, verdict) for item, verdict in chunk]
+        ticket.outstanding -= 1
+
+    def _feed(self, finisher, stop: threading.Event) -> None:
+        """Keep every ready process busy, oldest batch first."""
+        for helper in self.helpers:
+            while helper.ready and len(helper.held) < IN_FLIGHT and not stop.is_set():
+                ticket = next((t for t in self.tickets if t.queued), None)
+                if ticket is None:
+                    return
+                helper.send(ticket, finisher.releases, ticket.queued.popleft())
+
+    def _drop_queued(self) -> None:
+        for ticket in self.tickets:
+            ticket.outstanding -= len(ticket.queued)
+            ticket.queued.clear()
+
+    def _collect(self) -> None:
+        """Take what the processes have finished (and their ready word); drop one that died."""
+        for helper in list(self.helpers):
+            try:
+                while helper.conn.poll():
+                    message = helper.conn.recv()
+                    if message == "ready":
+                        helper.ready = True
+                        continue
+                    ticket, chunk = helper.held.popleft()
+                    ticket.outcomes += message
+                    ticket.outstanding -= 1
+                    self.shared += len(chunk)
                     self.deaths = 0
-            if helper.process.is_alive() or helper.conn.poll():
-                return
-        except (EOFError, OSError):
-            pass
-        lost = sum(len(chunk) for chunk in helper.held)
+                if helper.process.is_alive() or helper.conn.poll():
+                    continue
+            except (EOFError, OSError):
+                pass
+            self._lost(helper)
+
+    def _lost(self, helper: Helper) -> None:
+        lost = 0
+        for ticket, chunk in helper.held:
+            ticket.outstanding -= 1
+            lost += len(chunk)
         error.error("an extra drafting process stopped (exit code %s); its %d questions are left to be "
                     "tried again", helper.process.exitcode, lost)
         helper.held.clear()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
@@ -27,13 +28,24 @@ from .finish import Finisher
 from .logs import error, vet
 from .mimebounds import Refused, header_block
 from .models import Question, QuestionCode, RawMessage, Reply, as_utc, utcnow
-from .pool import Pool
+from .pool import Pool, Ticket
 from .recent import BatchHistory
 from .screen import PASS, Verdict, headers_of, screen
 from .send import worker_id
 from .states import Status
 
 __all__ = ["Counts", "Processor", "StageError", "findings_json", "thread_of"]
+
+
+@dataclass
+class Pending:
+    """A batch read and screened, its drafting under way."""
+
+    ids: list[int]
+    counts: Counts = field(default_factory=Counts)
+    outcomes: list[Outcome] = field(default_factory=list)
+    tickets: list[Ticket] = field(default_factory=list)
+    history: BatchHistory | None = None
 
 ACTOR = "worker"
 WAITING = (Status.RECEIVED, Status.PARSED)
@@ -85,10 +97,27 @@ class Processor:
         self.close()
 
     def run_until_done(self) -> Counts:
-        """Batch after batch until nothing is waiting (or we are told to stop); the counts of all."""
+        """Batch after batch until nothing is waiting (or we are told to stop); the counts of all.
+
+        Fresh batches overlap: the next batch is claimed, read and screened while the extra
+        processes (consultant.pool) still draft the last one, which is written after that."""
         total = Counts()
         while not self.stop.is_set():
-            counts = self.run_once()
+            counts, pending = Counts(), None
+            try:
+                while not self.stop.is_set():
+                    self.finisher.refresh()
+                    ids = self.claim(self.settings.worker.batch_size, retried=False)
+                    ahead = self._prepare(ids, pending.history.own_passes() if pending else ()) if ids else None
+                    if pending is not None:
+                        counts.add(self._complete(pending))
+                    pending = ahead
+                    if ahead is None:
+                        break
+            finally:
+                if pending is not None:  # told to stop, or the database went away: write what we can
+                    counts.add(self._complete(pending))
+            counts.add(self._retried())
             total.add(counts)
             if counts.handled == 0:
                 break
@@ -97,19 +126,22 @@ class Processor:
     def run_once(self) -> Counts:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""
         self.finisher.refresh()
-        limit = self.settings.worker.batch_size
-        counts = Counts()
-        fresh = self.claim(limit, retried=False)
+        fresh = self.claim(self.settings.worker.batch_size, retried=False)
         if fresh:
-            counts.add(self._batch(fresh))
-            return counts
-        for _ in range(limit):  # a worker died while these were in its batch: one at a time now
+            return self._complete(self._prepare(fresh))
+        return self._retried()
+
+    def _retried(self) -> Counts:
+        """A worker died while these were in its batch: one at a time now, here."""
+        counts = Counts()
+        for _ in range(self.settings.worker.batch_size):
             if self.stop.is_set():
                 break
             retried = self.claim(1, retried=True)
             if not retried:
                 break
-            counts.add(self._batch(retried))
+            self.finisher.refresh()
+            counts.add(self._complete(self._prepare(retried)))
         return counts
 
     def claim(self, limit: int, retried: bool) -> list[int]:
@@ -146,13 +178,18 @@ class Processor:
             session.commit()
         return ids
 
-    def _batch(self, ids: list[int]) -> Counts:
-        counts, outcomes = Counts(), []
+    def _prepare(self, ids: list[int], carried=()) -> Pending:
+        """Read and screen a claimed batch and hand what passed to the pool; raw mail is read a
+        few megabytes at a time, and a part of a big batch is completed before the next is read."""
+        pending = Pending(ids)
         try:
             items = self._read(ids)
-            counts.lost_race += len(ids) - len(items)
-            history = BatchHistory(self._lookup_session, {i.id: i.arrived_at or i.received_at for i in items})
+            pending.counts.lost_race += len(ids) - len(items)
+            arrivals = {i.id: i.arrived_at or i.received_at for i in items}
+            pending.history = history = BatchHistory(self._lookup_session, arrivals, carried)
             for chunk in self._chunks(items):
+                if pending.tickets:  # the last part's mail goes before this part's is read
+                    pending.outcomes += self.pool.complete(pending.tickets.pop(), self.finisher, self.stop)
                 raws = dict(self._lookup_session.connection().execute(_RAWS, dict(ids=[i.id for i in chunk])).all())
                 for item in chunk:
                     item.raw = raws.pop(item.id, None)
@@ -164,17 +201,23 @@ class Processor:
                         break
                     verdict = self._screen(item, history)
                     if isinstance(verdict, Outcome):
-                        outcomes.append(verdict)
+                        pending.outcomes.append(verdict)
                     else:
-                        item.headers = None
                         screened.append((item, verdict))
-                outcomes += self.pool.finish_all(self.finisher, screened, self.stop)
-                for item in chunk:
-                    item.raw = item.headers = None
+                    item.headers = None
+                pending.tickets.append(self.pool.submit(self.finisher, screened, self.stop))
         finally:
             self._lookup_session.rollback()  # the reading is done: no snapshot held while writing
-        counts.add(self._write(ids, outcomes))
-        return counts
+        return pending
+
+    def _complete(self, pending: Pending) -> Counts:
+        """Wait for the batch's drafts and write the batch."""
+        for ticket in pending.tickets:
+            pending.outcomes += self.pool.complete(ticket, self.finisher, self.stop)
+        for outcome in pending.outcomes:
+            outcome.item.raw = None
+        pending.counts.add(self._write(pending.ids, pending.outcomes))
+        return pending.counts
 
     def _read(self, ids: list[int]) -> list[Item]:
         """The batch's questions still waiting, in id order (mail is answered in arrival order)."""

@@ -63,32 +63,43 @@ class BatchHistory:
     """The screen's questions for one batch of questions ({id: arrival time}).
 
     Rows of the batch itself are left out of what is read; `passed` adds one of them once it got
-    through (it is drafted), so the next message of the batch counts it, as it would count one
-    committed by an earlier batch.
+    through the screen, so the next message of the batch counts it, as it would count one committed
+    by an earlier batch. `carried` are the passes of a batch screened before this one but not
+    written yet (the worker screens the next batch while the last one is being drafted).
     """
 
-    def __init__(self, session: Session, arrivals: dict[int, datetime]) -> None:
+    def __init__(self, session: Session, arrivals: dict[int, datetime], carried=()) -> None:
         self.session, self.arrivals = session, {qid: as_utc(at) for qid, at in arrivals.items()}
         times = self.arrivals.values()
         self.low = min(times) - WINDOW if times else None
         self.high = max(times) if times else None
+        self.passes: list[tuple[int, str | None, datetime]] = list(carried)  # (id, sender, arrival)
+        self._skip = set(self.arrivals) | {qid for qid, _sender, _at in self.passes}
         self._overall: Times | None = None
         self._senders: dict[str, Times] = {}
         self._released: set[int] | None = None
 
+    def own_passes(self) -> list[tuple[int, str | None, datetime]]:
+        """The passes of this batch's own questions: what the next batch carries."""
+        return [p for p in self.passes if p[0] in self.arrivals]
+
+    def _times(self, found: list[datetime], sender: str | None = None) -> Times:
+        """Times read from the database plus the passes not written yet (of this sender)."""
+        return Times(found + [at for _qid, who, at in self.passes if sender is None or who == sender])
+
     def _rows(self, statement, **params) -> list[datetime]:
         rows = self.session.connection().execute(statement, dict(params, low=self.low, high=self.high))
-        return [at for qid, at in rows if qid not in self.arrivals and at is not None]
+        return [at for qid, at in rows if qid not in self._skip and at is not None]
 
     def overall(self) -> Times:
         if self._overall is None:
-            self._overall = Times(self._rows(_PASSED_IN))
+            self._overall = self._times(self._rows(_PASSED_IN))
         return self._overall
 
     def sender(self, addr: str) -> Times:
         addr = addr.lower()  # stored lower-case (consultant.process), so the index answers this
         if addr not in self._senders:
-            self._senders[addr] = Times(self._rows(_FROM_SENDER_IN, addr=addr))
+            self._senders[addr] = self._times(self._rows(_FROM_SENDER_IN, addr=addr), addr)
         return self._senders[addr]
 
     def preload(self, addrs) -> None:
@@ -99,9 +110,9 @@ class BatchHistory:
             found: dict[str, list[datetime]] = {addr: [] for addr in chunk}
             rows = self.session.connection().execute(_FROM_SENDERS_IN, dict(addrs=chunk, low=self.low, high=self.high))
             for qid, addr, at in rows:
-                if qid not in self.arrivals and at is not None and addr in found:
+                if qid not in self._skip and at is not None and addr in found:
                     found[addr].append(at)
-            self._senders.update((addr, Times(times)) for addr, times in found.items())
+            self._senders.update((addr, self._times(times, addr)) for addr, times in found.items())
 
     def released(self) -> set[int]:
         """The batch's questions whose last event is an operator's requeue."""
@@ -113,11 +124,12 @@ class BatchHistory:
 
     def passed(self, qid: int, sender: str | None) -> None:
         """Question `qid` of the batch got through the screen: count it from now on."""
-        at = self.arrivals[qid]
+        at, sender = self.arrivals[qid], sender.lower() if sender else None
+        self.passes.append((qid, sender, at))
         if self._overall is not None:
             self._overall.add(at)
-        if sender and sender.lower() in self._senders:
-            self._senders[sender.lower()].add(at)
+        if sender and sender in self._senders:
+            self._senders[sender].add(at)
 
     def for_question(self, qid: int) -> dict:
         """The keyword arguments consultant.screen.screen takes, for question `qid` of the batch.

@@ -49,7 +49,7 @@ def test_extra_processes_draft_what_the_worker_alone_drafts(engine, db_url):
         assert processor.pool.helpers == [] and processor.pool.shared == 0
     shared = questions(engine, "share")
     with run(engine, make_settings(db_url, worker={"processes": 1}), warm=True) as processor:
-        assert 0 < processor.pool.shared < N  # both sides took chunks
+        assert processor.pool.shared > 0  # the extra process drafted some (or all) of them
     mine, theirs = drafts(engine, alone), drafts(engine, shared)
     assert [d[0] for d in mine] == ["drafted"] * N
     assert mine == theirs  # the same codes, checks and replies
