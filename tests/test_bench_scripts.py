@@ -26,8 +26,9 @@ SMALL = {
     "extract": ["--text-mb", "0.05", "--copies", "1"],
     "lookup": ["--ptp-rows", "500", "--questions", "3", "--no-postgres"],
     "web": ["--questions", "100", "--db", "sqlite"],
+    "compute": ["--questions", "20", "--rounds", "1"],
 }
-SEEDED = {"ingest", "latency", "send", "lookup"}
+SEEDED = {"ingest", "latency", "send", "lookup", "compute"}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,9 @@ def test_send_compares_the_sender_with_a_bare_loop_with_and_without_the_sent_fol
 @pytest.mark.slow
 @pytest.mark.parametrize("name, keys", [("extract", ("mb_per_s", "rate_per_s")),
                                         ("lookup", ("rate_per_s",)),
-                                        ("web", ("p95_ms",))])
+                                        ("web", ("p95_ms",)),
+                                        ("compute", ("rate_per_s", "screen_per_s", "read_per_s", "extract_per_s",
+                                                     "analyse_per_s", "draft_per_s", "index_build_ms"))])
 def test_the_older_scripts_follow_the_same_conventions(runs, name, keys):
     figures = report(runs, name)
     for key in keys:
