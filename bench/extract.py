@@ -37,12 +37,18 @@ def index(readings) -> CodeIndex:
 
 
 def best_of(runs: int, func) -> float:
-    times = []
+    return best_of_both(runs, func)[0]
+
+
+def best_of_both(runs: int, func) -> tuple[float, float]:
+    """The shortest wall time and the shortest CPU time of this process over the runs."""
+    walls, cpus = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         func()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
+    return min(walls), min(cpus)
 
 
 def main() -> None:
@@ -57,7 +63,7 @@ def main() -> None:
     repeat = max(1, int(args.text_mb * 1e6) // sum(len(t) for t in texts))
     corpus = texts * repeat
     size_mb = sum(len(t.encode()) for t in corpus) / 1e6
-    extract_s = best_of(3, lambda: [find_codes(t, idx) for t in corpus])
+    extract_s, extract_cpu_s = best_of_both(3, lambda: [find_codes(t, idx) for t in corpus])
     settings = Settings()
     batch = raws * args.copies
 
@@ -70,6 +76,8 @@ def main() -> None:
     pipeline_s = best_of(3, pipeline)
     emit("extract", {
         "text_mb": round(size_mb, 2), "mb_per_s": round(size_mb / extract_s, 1),
+        # The same runs by CPU time: on a shared machine the wall-clock figure also counts waiting.
+        "cpu_mb_per_s": round(size_mb / extract_cpu_s, 1),
         "target_mb_per_s": 10, "questions": len(batch),
         "rate_per_s": round(len(batch) / pipeline_s), "what": "screen + parse + extract, per question",
     })
