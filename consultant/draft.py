@@ -71,12 +71,20 @@ def _as_fields(items) -> list:
 BLOCK_CACHE = 4096  # rendered code blocks kept per environment
 
 
+class _Environment(Environment):
+    def make_globals(self, d):
+        """The globals of a template as a plain dict, not a ChainMap over the environment's: every
+        render copies them, and a ChainMap is copied key by key in Python. All of ours are set
+        when the environment is made, before any template is loaded."""
+        return {**self.globals, **(d or {})}
+
+
 @lru_cache(maxsize=8)
 def environment(templates: Path) -> Environment:
-    env = Environment(loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
-                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                      auto_reload=False)  # loaded once: a changed template takes a restart
+    env = _Environment(loader=FileSystemLoader(str(templates)), undefined=StrictUndefined,
+                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                       auto_reload=False)  # loaded once: a changed template takes a restart
 
     # The same descriptions and notes are wrapped again and again: remember the answers.
     @lru_cache(maxsize=4096)
