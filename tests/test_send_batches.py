@@ -2,6 +2,7 @@
 replies back, a lease lost while the batch stalled leaves the reply to the sweep, a connection the
 server closed between replies costs nothing, and a crash mid-batch sends nothing twice."""
 import logging
+import smtplib
 import time
 from datetime import timedelta
 
@@ -111,6 +112,17 @@ def test_a_connection_the_server_closed_between_replies_is_replaced_and_costs_no
     assert (counts.sent, counts.retrying) == (3, 0)
     assert [r.send_attempts for r in replies_of(engine, ids)] == [1, 1, 1]
     assert len(smtp.wait_for(3)) == 3 and smtp.connections == 1  # connections: counted since the restart
+
+
+def test_a_connection_idle_for_a_while_is_checked_with_noop_and_reused(engine, out_settings, smtp, monkeypatch):
+    ids = [approved(engine, out_settings, n) for n in range(3)]
+    noops = []
+    real_noop = smtplib.SMTP.noop
+    monkeypatch.setattr(Connection, "IDLE", 0.0)  # every reuse counts as idle
+    monkeypatch.setattr(smtplib.SMTP, "noop", lambda self: noops.append(1) or real_noop(self))
+    assert Sender(engine, out_settings).run_once().sent == 3
+    assert len(noops) >= 2 and smtp.connections == 1
+    assert [r.send_attempts for r in replies_of(engine, ids)] == [1, 1, 1]
 
 
 def test_smtp_lost_mid_batch_is_an_outage_and_the_untried_replies_go_back(engine, out_settings, smtp, before_reply):
