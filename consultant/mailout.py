@@ -1,7 +1,6 @@
 """Outgoing mail: build a reply from our own values only, connect to SMTP, keep a copy in Sent."""
 from __future__ import annotations
 
-import email.policy
 import io
 import re
 import secrets
