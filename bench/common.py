@@ -165,12 +165,14 @@ child = subprocess.Popen(command)
 signal.signal(signal.SIGTERM, lambda *_: child.kill())
 _pid, status, usage = os.wait4(child.pid, 0)
 with open(report, "w") as out:
-    out.write(f"{time.perf_counter() - started} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    out.write(f"{time.perf_counter() - started} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} "
+              f"{usage.ru_utime + usage.ru_stime}")
 """
 
 
-def run_measured(command: list[str], env: dict, log: Path) -> tuple[float, float, int]:
-    """Run a child to its end: (wall seconds, its own peak RSS in MB, exit status)."""
+def run_measured(command: list[str], env: dict, log: Path) -> tuple[float, float, int, float]:
+    """Run a child to its end: (wall seconds, its own peak RSS in MB, exit status, CPU seconds of
+    it and the processes it waited for)."""
     report = log.with_name(log.name + ".rusage")
     with open(log, "ab") as out:
         launcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, str(report), *command], env=env,
@@ -181,8 +183,8 @@ def run_measured(command: list[str], env: dict, log: Path) -> tuple[float, float
             launcher.terminate()  # the launcher kills the measured command
             launcher.wait()
             raise
-    seconds, peak_kib, code = report.read_text().split()
-    return float(seconds), int(peak_kib) / 1024, int(code)
+    seconds, peak_kib, code, cpu = report.read_text().split()
+    return float(seconds), int(peak_kib) / 1024, int(code), float(cpu)
 
 
 def stop_on_sigterm() -> None:

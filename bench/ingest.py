@@ -47,6 +47,7 @@ from common import (
 )
 
 FLOOR_BATCH = 500
+OVERRIDES: dict = {}  # settings changed from the defaults (--processes)
 ARRIVAL_GAP = timedelta(seconds=9)  # 400 an hour: a backlog under the global rate limit
 TARGETS = {"rate_per_s": ">= 1000 at N = 5000 (SQLite)", "ratio": "<= 3.0 at N = 5000",
            "scaling": "rate at 20000 within 20% of the rate at 1000", "peak_rss_mb": "< 200 at N = 20000"}
@@ -71,36 +72,36 @@ def floor(user) -> tuple[float, int]:
 
 def pipeline(folder: Path, db_url: str, user, n: int, profile: Path | None = None) -> dict:
     """`consultant poll --once` until all n are drafted: wall time, peak RSS, what became of them."""
-    _path, env = worker_config(folder, db_url, user)
+    _path, env = worker_config(folder, db_url, user, **OVERRIDES)
     log = folder / "worker.log"
     # What a run costs before it touches the mailbox: interpreter, imports, schema check, code index.
-    startup_s, startup_rss, code = run_measured(consultant("poll", "--once", "--no-fetch"), env, log)
+    startup_s, startup_rss, code, _cpu = run_measured(consultant("poll", "--once", "--no-fetch"), env, log)
     if code != 0:
         raise RuntimeError(f"poll --once --no-fetch exited with {code}: see {log}")
-    seconds, peak, runs = 0.0, 0.0, 0
+    seconds, peak, runs, cpu = 0.0, 0.0, 0, 0.0
     counts: dict[str, int] = {}
     command = consultant("poll", "--once")
     if profile is not None:  # py-spy starts the worker and samples it, waiting included (--idle)
         command = [str(BIN / "py-spy"), "record", "--idle", "--rate", "200", "--format", "raw",
                    "--output", str(profile), "--", *command]
     while counts.get("drafted", 0) < n and runs < 5:
-        took, rss, code = run_measured(command, env, log)
+        took, rss, code, used = run_measured(command, env, log)
         runs += 1
-        seconds, peak = seconds + took, max(peak, rss)
+        seconds, peak, cpu = seconds + took, max(peak, rss), cpu + used
         if code != 0:
             raise RuntimeError(f"poll --once exited with {code}: see {log}")
         counts = status_counts(db_url)
-    return {"seconds": seconds, "runs": runs, "peak_rss_mb": round(peak, 1), "startup_s": round(startup_s, 2),
+    return {"seconds": seconds, "cpu_s": round(cpu, 2), "runs": runs, "peak_rss_mb": round(peak, 1), "startup_s": round(startup_s, 2),
             "startup_rss_mb": round(startup_rss, 1), "statuses": counts}
 
 
 def measure(folder: Path, db: str, db_url: str, user, n: int, floor_s: float, profile: Path | None) -> dict:
     run = pipeline(folder, db_url, user, n, profile)
     drafted = run["statuses"].get("drafted", 0)
-    return {"db": db, "n": n, "rate_per_s": round(drafted / run["seconds"], 1),
+    return {"db": db, "n": n, "settings": OVERRIDES or "defaults", "rate_per_s": round(drafted / run["seconds"], 1),
             "ratio": round(run["seconds"] / floor_s, 2), "peak_rss_mb": None if profile else run["peak_rss_mb"],
             "floor_rate_per_s": round(n / floor_s, 1), "pipeline_s": round(run["seconds"], 2),
-            "floor_s": round(floor_s, 3), "startup_s": run["startup_s"],
+            "floor_s": round(floor_s, 3), "pipeline_cpu_s": run["cpu_s"], "startup_s": run["startup_s"],
             "startup_rss_mb": run["startup_rss_mb"], "poll_runs": run["runs"],
             "all_drafted": drafted == n, "statuses": run["statuses"]}
 
@@ -170,6 +171,8 @@ def main() -> None:
                         help="Run N = 1000 and N = 20000 (or --small/--large) and report the ratio of the rates.")
     parser.add_argument("--small", type=int, default=1000, help="Small N of --scaling.")
     parser.add_argument("--large", type=int, default=20000, help="Large N of --scaling.")
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="worker.processes for the pipeline (default: the setting's default, -1).")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="Run the worker under py-spy and write its collapsed stacks to FILE.<db>-<n>.txt "
                              "(for bench/stages.py; the peak RSS is then not measured).")
@@ -178,6 +181,8 @@ def main() -> None:
     stop_on_sigterm()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     sizes = [args.small, args.large] if args.scaling else [args.messages]
+    if args.processes is not None:
+        OVERRIDES["worker"] = {"processes": args.processes}
     results = run(sizes, dbs, args.profile.resolve() if args.profile else None, args.seeded_sqlite)
     big = results[sizes[-1]]
     headline = dict(big[dbs[0]])
