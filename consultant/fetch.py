@@ -103,6 +103,7 @@ class Fetcher:
         self.account, self.mailbox = settings.imap.account_name(), settings.imap.mailbox
         self.stop = stop or threading.Event()
         self.coming: Callable[[int], None] = lambda count: None  # told how many new messages there are
+        self.stored: Callable[[], object] = lambda: None  # called after each batch is committed
 
     def run_once(self, client: IMAPClient, counts: FetchCounts | None = None) -> FetchCounts:
         """Store every message above the checkpoint, batch by batch. Raises on IMAP or DB outage,
@@ -122,6 +123,7 @@ class Fetcher:
             batch = uids[start:start + size]
             stored = self._batch(client, uidvalidity, batch, counts)
             self._after_fetch(client, stored)
+            self.stored()
         return counts
 
     def _checkpoint(self, uidvalidity: int) -> int:

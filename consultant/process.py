@@ -85,6 +85,8 @@ class Processor:
         self._lookup_session, self.lookup = self.finisher.session, self.finisher.lookup
         # Big batches are read and drafted by extra processes too (worker.processes).
         self.pool = Pool(settings)
+        self._pending: Pending | None = None  # the batch being drafted, written by the next step
+        self.stepped = Counts()  # what steps between runs wrote (see step)
 
     def close(self) -> None:
         self.pool.close()
@@ -97,31 +99,42 @@ class Processor:
         self.close()
 
     def run_until_done(self) -> Counts:
-        """Batch after batch until nothing is waiting (or we are told to stop); the counts of all.
+        """Batch after batch until nothing is waiting (or we are told to stop); the counts of all,
+        with those of batches written by `step` since the last call.
 
         Fresh batches overlap: the next batch is claimed, read and screened while the extra
         processes (consultant.pool) still draft the last one, which is written after that."""
-        total = Counts()
+        total, self.stepped = self.stepped, Counts()
         while not self.stop.is_set():
-            counts, pending = Counts(), None
+            counts = Counts()
             try:
-                while not self.stop.is_set():
-                    self.finisher.refresh()
-                    ids = self.claim(self.settings.worker.batch_size, retried=False)
-                    ahead = self._prepare(ids, pending.history.own_passes() if pending else ()) if ids else None
-                    if pending is not None:
-                        counts.add(self._complete(pending))
-                    pending = ahead
-                    if ahead is None:
-                        break
+                while not self.stop.is_set() and self.step(counts):
+                    pass
             finally:
-                if pending is not None:  # told to stop, or the database went away: write what we can
-                    counts.add(self._complete(pending))
+                counts.add(self.drain())  # told to stop, or the database went away: write what we can
             counts.add(self._retried())
             total.add(counts)
             if counts.handled == 0:
                 break
         return total
+
+    def step(self, counts: Counts | None = None) -> bool:
+        """Claim, read and screen the next fresh batch, then write the one before it (drafted by
+        now, or finished here); False when there was no fresh batch. The fetch calls this after
+        each batch it stores, so a backlog is drafted while the rest of it is fetched."""
+        self.finisher.refresh()
+        ids = self.claim(self.settings.worker.batch_size, retried=False)
+        before = self._pending
+        carried = before.history.own_passes() if before is not None and before.history else ()
+        self._pending = self._prepare(ids, carried) if ids else None
+        if before is not None:
+            (counts if counts is not None else self.stepped).add(self._complete(before))
+        return self._pending is not None
+
+    def drain(self) -> Counts:
+        """Write the batch still being drafted, if any."""
+        pending, self._pending = self._pending, None
+        return self._complete(pending) if pending is not None else Counts()
 
     def run_once(self) -> Counts:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""

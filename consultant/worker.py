@@ -43,7 +43,9 @@ class Worker:
         self.leadership = Leadership(engine, self.fetcher.account, self.fetcher.mailbox)
         self.leading: bool | None = None  # whether the last poll led the fetch (None: not tried)
         self.processor = Processor(engine, settings, self.stop)
-        self.fetcher.coming = self.processor.pool.warm  # a backlog: start the extra processes while it is fetched
+        # A backlog: start the extra processes while it is fetched, and draft each batch stored
+        # while the next is fetched.
+        self.fetcher.coming, self.fetcher.stored = self.processor.pool.warm, self.processor.step
         self.sender = Sender(engine, settings, self.stop)
         self.sweeper = Sweeper(engine, settings)
         self.imap_outage = Watch("IMAP server")
