@@ -19,6 +19,7 @@ from . import states
 from .config import Imap, Settings
 from .errors import ConfigError
 from .logs import error, log, vet
+from .mimebounds import header_block_size
 from .models import Checkpoint, RawMessage, utcnow
 from .reading import parse_msg_ids
 from .screen import headers_of
@@ -77,8 +78,9 @@ def disconnect(client: IMAPClient) -> None:
 
 
 def dedupe_key(raw: bytes) -> tuple[str, str | None]:
-    """The Message-ID when it is sane, else a hash of the bytes: the same mail is stored once."""
-    ids = parse_msg_ids(str(headers_of(raw).get("Message-ID", "")))
+    """The Message-ID when it is sane, else a hash of the bytes: the same mail is stored once.
+    Only the header block is parsed (the parser would stop there too)."""
+    ids = parse_msg_ids(str(headers_of(raw[:header_block_size(raw, len(raw))]).get("Message-ID", "")))
     if ids:
         return ids[0], ids[0]
     return "sha256:" + hashlib.sha256(raw).hexdigest(), None

@@ -124,12 +124,13 @@ class Helper:
         self.held.append((ticket, chunk))
 
     def close(self) -> None:
-        if self.ready:  # it ends when told; one still starting is not waited for
+        """Tell it to end and let it go: it has nothing to write, so one that lingers is killed."""
+        if self.ready:
             try:
                 self.conn.send(None)
             except OSError:
                 pass
-            self.process.join(timeout=2)
+            self.process.join(timeout=0.2)
         self.conn.close()
         if self.process.is_alive():
             self.process.kill()
