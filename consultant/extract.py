@@ -96,10 +96,8 @@ def _number(code: str) -> int:
 # What each MASTER group name means; None for the traps (phones, dates, times, ZIP+4, amounts).
 _KIND = {name: (None if kind in ctx.TRAPS else kind) for name, kind in ctx.KINDS.items()}
 _MISSING = object()
-_LEFT_AT = {char: pattern.match for char, pattern in ctx.LEFT_AT.items()}
-_LEFT_AFTER_BLANKS = {char: pattern.match for char, pattern in ctx.LEFT_AFTER_BLANKS.items()}
 # What _Scan.run reads on every call, in one tuple.
-_HOT = (ctx.MASTER.scanner, _KIND, _LEFT_AT, _LEFT_AFTER_BLANKS, ctx.LEFT_WORDS, ctx.LEFT_CONTEXT.match,
+_HOT = (ctx.MASTER.scanner, _KIND, ctx.LEFT_AT, ctx.LEFT_AFTER_BLANKS, ctx.LEFT_WORDS, ctx.LEFT_CONTEXT.match,
         ctx.LEFT_WINDOW, _TAIL_FIRST, ctx.TAIL.match)
 
 

@@ -2,17 +2,30 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # Characters other than the letter itself and its other case that (?i) also matches, per ASCII
-# letter (the Kelvin sign, dotted and dotless i, long s): FOLDS spells them out, so a pattern
-# written with plain classes matches exactly what the same pattern under (?i) would.
+# letter (the Kelvin sign, dotted and dotless i, long s). fold() leaves these three letters to
+# (?i): a plain class with them ([sSſ]) has three runs of characters, one past 255, and re compiles
+# that into a 64K-character map, slowly (2,300 such classes took 200 ms at import).
 _FOLD_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 
 
+def cases(char: str) -> str:
+    """Every character (?i) matches for an ASCII letter, the letter itself included."""
+    return f"{char.lower()}{char.upper()}{_FOLD_EXTRA.get(char.lower(), '')}"
+
+
 def fold(char: str) -> str:
-    """A pattern for one character that matches what (?i) would match for it, without (?i)."""
+    """A pattern for one character that matches what (?i) would match for it.
+
+    A plain class ([aA]) where it can, so that an alternative opening with it is skipped by the
+    regex engine at a glance; (?i:s) for i, k and s, which compiles far faster than their class.
+    """
     if char.isascii() and char.isalpha():
-        return f"[{char.lower()}{char.upper()}{_FOLD_EXTRA.get(char.lower(), '')}]"
+        if char.lower() in _FOLD_EXTRA:
+            return f"(?i:{char.lower()})"
+        return f"[{char.lower()}{char.upper()}]"
     return "[ ]" if char == " " else re.escape(char)
 
 
@@ -22,7 +35,7 @@ def folds(word: str) -> str:
 
 
 def any_of(words: list[str]) -> str:
-    """A pattern for "one of these words, in any case" as a tree of plain character classes.
+    """A pattern for "one of these words, in any case" as a tree of fold()s.
 
     It matches the same strings as (?i:w1|w2|...), but the regex engine skips each alternative
     after one cheap look at a character, where the flat (?i) list enters every alternative; in
@@ -101,7 +114,7 @@ _MODLIST = rf"-?{MODTOK}(?:\s*(?:,|/|&|\+|(?i:and|or)\b)\s*-?{MODTOK})*"
 # Words after a number that make it an amount or a distance, never a code ("62303 dollars").
 # Where one word starts another, the shorter one is never followed by \b: any_of keeps the end.
 _AMOUNT_WORDS = any_of("dollar dollars usd bucks cents miles km feet steps kcal calories".split())
-_AMOUNT_FIRST = f"[{''.join(fold(c)[1:-1] for c in 'bcdfkmsu')}]"
+_AMOUNT_FIRST = f"[{''.join(cases(c) for c in 'bcdfkmsu')}]"
 _UPPER_STARTS = "".join(sorted({m[0] for m in STANDALONE_MODIFIERS}))
 # An extension after a phone number belongs to it: "555-123-4567 x 99213", "... ext. 12".
 _EXTENSION = r"(?:[ \t]*,?[ \t]*(?:[xX]|(?i:ext|extension)\.?)[ \t]*[0-9]{1,6}(?![0-9]))?"
@@ -187,7 +200,7 @@ _LABEL_START = "".join(sorted({w[-1] for w in _ID_LABELS} | set("osrmde")))  # a
 
 def _folded(letters: str) -> str:
     """Every character (?i) matches for these letters, the others as they are."""
-    return "".join(fold(c)[1:-1] if c.isascii() and c.isalpha() else c for c in letters)
+    return "".join(cases(c) if c.isascii() and c.isalpha() else c for c in letters)
 
 
 # The branches, in order, each with the characters its match can start with and, for a match
@@ -215,22 +228,37 @@ _LEFT_BRANCHES = [
 ]
 
 
-def _left_patterns(which: int) -> dict[str, re.Pattern]:
-    """For each character, the pattern of the branches that can match where it stands."""
+def _left_matchers(which: int) -> dict[str, Callable[..., re.Match | None]]:
+    """For each character, the match function of the branches that can match where it stands.
+
+    Each pattern is compiled when it is first used: compiling all of them took a good part of the
+    worker's start-up, and a process may never meet most of them. The first call puts the compiled
+    pattern's match in the dict, for every character that shares it, so later calls go straight
+    to it.
+    """
     by_chars: dict[str, list[str]] = {}
     for branch in _LEFT_BRANCHES:
         for char in set(branch[which]):
             by_chars.setdefault(char, []).append(branch[0])
-    compiled: dict[tuple[str, ...], re.Pattern] = {}
-    return {char: compiled.setdefault(tuple(branches), re.compile("|".join(branches), re.VERBOSE))
-            for char, branches in by_chars.items()}
+    by_branches: dict[tuple[str, ...], list[str]] = {}
+    for char, branches in by_chars.items():
+        by_branches.setdefault(tuple(branches), []).append(char)
+    matchers: dict[str, Callable[..., re.Match | None]] = {}
+    for branches, chars in by_branches.items():
+        def compile_and_match(*args, branches=branches, chars=chars) -> re.Match | None:
+            match = re.compile("|".join(branches), re.VERBOSE).match
+            matchers.update(dict.fromkeys(chars, match))
+            return match(*args)
+        matchers.update(dict.fromkeys(chars, compile_and_match))
+    return matchers
 
 
 LEFT_CONTEXT = re.compile("|".join(branch[0] for branch in _LEFT_BRANCHES), re.VERBOSE)
-# The character before a candidate -> the branches that can start with it (none: no pattern).
-LEFT_AT = _left_patterns(1)
+# The character before a candidate -> the match function of the branches that can start with it
+# (none: no function).
+LEFT_AT = _left_matchers(1)
 # After blanks before a candidate, the first other character -> the branches that can match.
-LEFT_AFTER_BLANKS = _left_patterns(2)
+LEFT_AFTER_BLANKS = _left_matchers(2)
 
 
 # Everything that may follow a code, one step per match: units, the other end of a range,
