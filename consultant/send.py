@@ -107,7 +107,7 @@ class Connection:
         if sock is None:  # closed after a failure
             return False
         try:
-            if sock.pending() if hasattr(sock, "pending") else 0:  # TLS: bytes already decrypted
+            if getattr(sock, "pending", lambda: 0)():  # TLS: bytes the socket already decrypted
                 return False
             readable = poll()
             readable.register(sock, POLLIN)
