@@ -5,8 +5,6 @@ import functools
 import re
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Index, func, select
 from sqlmodel import Field, Session, SQLModel
 
@@ -17,7 +15,15 @@ ROLES = ("reviewer", "operator", "admin")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 NAME = re.compile(r"[a-z][a-z0-9._-]{1,39}")
-_HASHER = PasswordHasher()
+
+
+@functools.cache
+def _hasher():
+    """argon2's PasswordHasher, imported on first use: the worker imports this module (for the
+    login table's retention) and never hashes, so it does not pay for loading argon2."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
 
 
 @functools.cache
@@ -25,7 +31,7 @@ def dummy_hash() -> str:
     """Verifying against this when the name is unknown costs the same time as a real check, so the
     answer time does not tell an attacker which names exist. Made on first use, not at import: the
     worker imports this module (for the login table's retention) and must not pay argon2's 64 MiB."""
-    return _HASHER.hash("not a password of anyone")
+    return _hasher().hash("not a password of anyone")
 
 
 class User(SQLModel, table=True):
@@ -86,7 +92,7 @@ def add(session: Session, name: str, role: str, password: str) -> User:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if session.execute(select(User.id).where(User.name == name)).first():
         raise AccountError(f"a user named {name!r} exists already")
-    user = User(name=name, role=role, password_hash=_HASHER.hash(check_password(password)))
+    user = User(name=name, role=role, password_hash=_hasher().hash(check_password(password)))
     session.add(user)
     session.flush()
     return user
@@ -95,7 +101,7 @@ def add(session: Session, name: str, role: str, password: str) -> User:
 def set_password(session: Session, name: str, password: str) -> User:
     """A new password; every session of the user ends. The caller commits."""
     user = get(session, name)
-    user.password_hash = _HASHER.hash(check_password(password))
+    user.password_hash = _hasher().hash(check_password(password))
     user.password_changed_at = utcnow()
     user.session_version += 1
     session.flush()
@@ -144,8 +150,10 @@ def authenticate(session: Session, name: str, password: str, address: str, windo
         record(session, name, address, "throttled")
         return None, "throttled"
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        _HASHER.verify(user.password_hash if user else dummy_hash(), password[:MAX_PASSWORD])
+        _hasher().verify(user.password_hash if user else dummy_hash(), password[:MAX_PASSWORD])
         good = user is not None
     except (VerificationError, InvalidHashError):
         good = False
@@ -154,8 +162,8 @@ def authenticate(session: Session, name: str, password: str, address: str, windo
     record(session, name, address, outcome)
     if outcome != "ok":
         return None, outcome
-    if _HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = _HASHER.hash(password)
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher().hash(password)
     user.last_login_at = utcnow()
     session.flush()
     return user, "ok"

@@ -1,10 +1,10 @@
 """HTML bodies as plain text: quoted sections become "> " lines; hostile markup stays bounded."""
 from __future__ import annotations
 
+import functools
 import html
 import re
-
-import html2text
+from typing import Any
 
 from consultant.headers import clean_text
 
@@ -20,39 +20,46 @@ _BARE_DASHES = re.compile(r"^--$", re.M)
 _BLANK_RUN = re.compile(r"\n{3,}")
 
 
-class _HtmlText(html2text.HTML2Text):
-    """html2text tuned to produce readable text where quoted sections become "> " lines."""
+@functools.cache
+def _converter() -> type:
+    """The converter class, made on first use: html2text is imported only when HTML is read."""
+    import html2text
 
-    def __init__(self) -> None:
-        super().__init__(bodywidth=0)
-        self.ignore_links = True
-        self.ignore_images = True
-        self.ignore_emphasis = True
-        self.unicode_snob = True
-        self.single_line_break = True
-        # Markdown tables add "---|---" rows; plain rows with spaced cells read better.
-        self.ignore_tables = True
-        self.tag_callback = _on_tag
-        self.forced_quotes = 0
-        self.div_quotes: list[bool] = []
-        self.rest_quoted = False
-        self.capped = {"list": 0, "blockquote": 0}
+    class _HtmlText(html2text.HTML2Text):
+        """html2text tuned to produce readable text where quoted sections become "> " lines."""
 
-    def handle_data(self, data: str, entity_char: bool = False) -> None:
-        if self.quiet:  # script, style and head text is never shown; style would be CSS-parsed
-            return
-        # True skips Markdown escaping ("1\." and "\--"): this text is read, not rendered.
-        super().handle_data(data, True)
+        def __init__(self) -> None:
+            super().__init__(bodywidth=0)
+            self.ignore_links = True
+            self.ignore_images = True
+            self.ignore_emphasis = True
+            self.unicode_snob = True
+            self.single_line_break = True
+            # Markdown tables add "---|---" rows; plain rows with spaced cells read better.
+            self.ignore_tables = True
+            self.tag_callback = _on_tag
+            self.forced_quotes = 0
+            self.div_quotes: list[bool] = []
+            self.rest_quoted = False
+            self.capped = {"list": 0, "blockquote": 0}
 
-    def start_quote(self) -> bool:
-        if self.blockquote >= MAX_HTML_NESTING:
-            return False
-        self.handle_tag("blockquote", {}, True)
-        self.forced_quotes += 1
-        return True
+        def handle_data(self, data: str, entity_char: bool = False) -> None:
+            if self.quiet:  # script, style and head text is never shown; style would be CSS-parsed
+                return
+            # True skips Markdown escaping ("1\." and "\--"): this text is read, not rendered.
+            super().handle_data(data, True)
+
+        def start_quote(self) -> bool:
+            if self.blockquote >= MAX_HTML_NESTING:
+                return False
+            self.handle_tag("blockquote", {}, True)
+            self.forced_quotes += 1
+            return True
+
+    return _HtmlText
 
 
-def _capped(conv: _HtmlText, tag: str, start: bool) -> bool:
+def _capped(conv: Any, tag: str, start: bool) -> bool:
     """Swallow list and quote levels beyond MAX_HTML_NESTING, and the ends that match them."""
     kind = "list" if tag in ("ol", "ul") else tag
     if start:
@@ -67,7 +74,7 @@ def _capped(conv: _HtmlText, tag: str, start: bool) -> bool:
     return False
 
 
-def _on_tag(conv: _HtmlText, tag: str, attrs: dict, start: bool) -> bool | None:
+def _on_tag(conv: Any, tag: str, attrs: dict, start: bool) -> bool | None:
     if tag in ("ol", "ul", "blockquote") and _capped(conv, tag, start):
         return True
     if start and tag in ("td", "th"):
@@ -107,8 +114,9 @@ def _defuse(source: str) -> str:
 
 def html_to_text(source: str) -> tuple[str, str | None]:
     """Convert HTML to plain text; the note says when a crude fallback had to be used."""
+    converter = _converter()
     try:
-        text, note = _HtmlText().handle(_defuse(source)), None
+        text, note = converter().handle(_defuse(source)), None
     except Exception:  # html2text on hostile markup; losing layout beats losing the message
         text = html.unescape(re.sub(r"<[^<>]*>", " ", source))
         note = "HTML could not be converted cleanly; its tags were stripped"

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session
 
 from .models import Event, Question, utcnow
@@ -176,6 +176,8 @@ def _create_statement(session: Session):
     dialect = session.get_bind().dialect.name
     if dialect not in _CREATE:
         if dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql  # not imported on SQLite
+
             stmt = postgresql.insert(Question)
         elif dialect == "sqlite":
             stmt = sqlite.insert(Question)

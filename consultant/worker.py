@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -220,6 +219,8 @@ class Worker:
         """Run poll, send and sweep on their clocks until SIGTERM or SIGINT; the current item is
         finished before the process exits. `ready` is called once the signals are ours and the
         scheduler runs (from then on SIGTERM stops the worker cleanly)."""
+        from apscheduler.schedulers.background import BackgroundScheduler  # only `run` needs it
+
         every = self.settings.worker
         scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         poll = scheduler.add_job(self.poll_job, "interval", seconds=every.poll_every, id="poll",
