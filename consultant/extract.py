@@ -96,9 +96,16 @@ def _number(code: str) -> int:
 # What each MASTER group name means; None for the traps (phones, dates, times, ZIP+4, amounts).
 _KIND = {name: (None if kind in ctx.TRAPS else kind) for name, kind in ctx.KINDS.items()}
 _MISSING = object()
-# What _Scan.run reads on every call, in one tuple.
-_HOT = (ctx.MASTER.scanner, _KIND, ctx.LEFT_AT, ctx.LEFT_AFTER_BLANKS, ctx.LEFT_WORDS, ctx.LEFT_CONTEXT.match,
-        ctx.LEFT_WINDOW, _TAIL_FIRST, ctx.TAIL.match)
+_HOT: tuple = ()
+
+
+def _hot() -> tuple:
+    """What _Scan.run reads on every call, in one tuple; made on the first call, which compiles
+    the patterns (extract_context leaves them to their first use)."""
+    global _HOT
+    _HOT = (ctx.MASTER.scanner, _KIND, ctx.LEFT_AT, ctx.LEFT_AFTER_BLANKS, ctx.LEFT_WORDS, ctx.LEFT_CONTEXT.match,
+            ctx.LEFT_WINDOW, _TAIL_FIRST, ctx.TAIL.match)
+    return _HOT
 
 
 class _Scan:
@@ -124,7 +131,7 @@ class _Scan:
         # The loop reads each candidate the master pattern finds. The common case (a code with
         # nothing before or after it that matters) is handled inline, with locals only; the rest
         # goes to methods. Every step keeps the order of the checks of the plain reading.
-        scanner, kinds, left_at, after_blanks, left_words, left_context, window, tail_first, tail = _HOT
+        scanner, kinds, left_at, after_blanks, left_words, left_context, window, tail_first, tail = _HOT or _hot()
         plain_memo, diag_memo = self.memo
         codes, quoted, units_given = self.codes, self.quoted, self._units_given
         size = len(text)

@@ -127,7 +127,7 @@ _PHONE_REST = rf"(?:\([0-9]{{3}}\)[ ]?|[0-9]{{3}}[ .-])[0-9]{{3}}[ .-][0-9]{{4}}
 # The empty groups at the ends name what matched (m.lastgroup); at the front they would slow it.
 # Digit runs are possessive ("*+") where what follows can never be a digit: giving some back
 # cannot help, and trying it cost more than the rest of the pattern.
-MASTER = re.compile(
+_MASTER = (
     rf"""
     [0-9{_UPPER_STARTS}]
     (?:
@@ -158,11 +158,10 @@ MASTER = re.compile(
         )
       | (?<=[A-Z])(?<!\w[A-Z])[A-Z](?<={'|'.join(STANDALONE_MODIFIERS)})(?!\w|-\w)(?P<upmod>)
     )
-    """,
-    re.VERBOSE,
+    """
 )
-# Group name -> what matched ("phone_1" -> "phone").
-KINDS = {name: name.split("_")[0] for name in MASTER.groupindex}
+# Group name -> what matched ("phone_1" -> "phone"), in the order of the groups.
+KINDS = {name: name.split("_")[0] for name in re.findall(r"\(\?P<(\w+)>", _MASTER)}
 TRAPS = frozenset("phone date time zip4 amount".split())
 
 # Read on the reversed text just before a candidate, so "claim #" in front of 62303 is matched
@@ -173,10 +172,6 @@ _ID_LABELS = (
     " ein ssn taxid mrn icn dcn ticket tracking confirmation conf box suite ste room rm apt apartment"
     " zip zipcode postal phone tel fax cell pager batch ext extension"
 ).split() + ["tax id", "po box", "p.o. box", "p. o. box", "p.o.box", "zip code", "postal code"]
-
-
-def _reversed(words: list[str]) -> str:
-    return any_of([w[::-1] for w in words])
 
 
 _STATES = (
@@ -211,7 +206,7 @@ _LEFT_BRANCHES = [
     (rf"(?:[ ]?[$€£¥]|[ ]?{any_of(['dsu', 'rue', 'pbg'])}(?!\w))(?P<currency>)",
      " $€£¥" + _folded("drp"), "$€£¥" + _folded("drp")),
     (rf"""[ \t]*+[:.\#]?[ \t]*+(?:(?:\#|{_ID_WORDS}(?=[ \t]))[ \t]*)*
-      {_reversed(_ID_LABELS)}(?!\w)(?P<label>)""",
+      {any_of([w[::-1] for w in _ID_LABELS])}(?!\w)(?P<label>)""",
      " \t:.#" + _folded(_LABEL_START), ":.#" + _folded(_LABEL_START)),
     (rf"[ \t]*\#[ \t]*(?:{any_of(['tpc', 'scpch', 'sedoc', 'edoc', 'dci'])}(?!\w)(?P<codeword>)|(?P<hash>))",
      " \t#", "#"),
@@ -253,7 +248,6 @@ def _left_matchers(which: int) -> dict[str, Callable[..., re.Match | None]]:
     return matchers
 
 
-LEFT_CONTEXT = re.compile("|".join(branch[0] for branch in _LEFT_BRANCHES), re.VERBOSE)
 # The character before a candidate -> the match function of the branches that can start with it
 # (none: no function).
 LEFT_AT = _left_matchers(1)
@@ -273,7 +267,7 @@ _CODE_AHEAD = rf"{LEFT}(?:[0-9]{{5}}|[0-9]{{4}}[FfTt]|[A-Za-z][0-9]{{4}}){RIGHT}
 # The commonest misses ("62303 with 72128", "62303 and 72128", "62303, 72128") are rejected up
 # front: no branch can match there (a modifier after "with"/"and" has two digits, not three or
 # more; units after a comma have at most three digits and a unit word).
-TAIL = re.compile(
+_TAIL = (
     rf"""
     (?![ \t]*+(?:(?:[Ww]ith|[Aa]nd)[ \t]+[0-9]{{3}}|,[ \t]*[0-9]{{4}}))
     [ \t]*+
@@ -293,10 +287,9 @@ TAIL = re.compile(
       | (?:[Aa]{folds('nd')}|[Pp]{folds('lus')}|[Ww]{folds('ith')}|&|\+)[ \t]+-?(?P<joined>{MODTOK})
       | [0-9A-Z](?<=[ \t][0-9A-Z])[0-9A-Z]{_MOD_END}(?P<space>)
     )
-    """,
-    re.VERBOSE,
+    """
 )
-TAIL_KINDS = {name: name.split("_")[0] for name in TAIL.groupindex}
+TAIL_KINDS = {name: name.split("_")[0] for name in re.findall(r"\(\?P<(\w+)>", _TAIL)}
 
 # Words that, right before a number, may start one of the LEFT_CONTEXT patterns: when the word
 # in front of a candidate is none of these (nor punctuation), the pattern need not run at all.
@@ -307,7 +300,6 @@ LEFT_WORDS = frozenset(
     + [s.lower() for s in _STATES]
 )
 
-MOD_LIST = re.compile(_MODLIST)
 MOD_IN_LIST = re.compile(r"(?<!\w)-?([0-9]{2}|[1238][Pp]|[A-Za-z][A-Za-z0-9])(?!\w)")
 # The rest of an identifier after its label ("claim #62303-01"), skipped with it.
 ID_REST = re.compile(r"[\w-]*")
@@ -393,3 +385,15 @@ def modifier_ok(token: str, strict: bool) -> str | None:
 
 
 DIGITS = re.compile(r"[0-9]+")
+
+# The big patterns are compiled when first used, not at import: a process that reads no text
+# (an idle worker, the CLI) does not pay for them. Each is then an attribute like any other.
+_LAZY = {"MASTER": (_MASTER, re.VERBOSE), "TAIL": (_TAIL, re.VERBOSE), "MOD_LIST": (_MODLIST, 0),
+         "LEFT_CONTEXT": ("|".join(branch[0] for branch in _LEFT_BRANCHES), re.VERBOSE)}
+
+
+def __getattr__(name: str) -> re.Pattern:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    pattern = globals()[name] = re.compile(*_LAZY[name])
+    return pattern

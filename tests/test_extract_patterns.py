@@ -8,6 +8,7 @@ import string
 
 import pytest
 
+from consultant import extract_context
 from consultant.extract_context import LEFT_CONTEXT, _left_matchers, any_of, cases, fold
 
 
@@ -51,3 +52,12 @@ def test_any_of_matches_the_same_words_as_an_ignorecase_list(text):
     words = ["dx", "ddx", "icd", "ssn", "km", "kcal", "y/o", "yo", "p.o. box"]
     flat = re.compile("(?i:" + "|".join(re.escape(w) for w in words) + ")")
     assert bool(re.fullmatch(any_of(words), text)) == bool(flat.fullmatch(text))
+
+
+def test_the_group_names_read_from_the_pattern_text_are_those_of_the_compiled_patterns():
+    # KINDS and TAIL_KINDS are made at import without compiling MASTER and TAIL (done on first use).
+    assert list(extract_context.KINDS) == list(extract_context.MASTER.groupindex)
+    assert list(extract_context.TAIL_KINDS) == list(extract_context.TAIL.groupindex)
+    assert extract_context.KINDS["phone_1"] == "phone" and extract_context.TAIL_KINDS["units_4"] == "units"
+    with pytest.raises(AttributeError):
+        extract_context.NO_SUCH_PATTERN  # noqa: B018
