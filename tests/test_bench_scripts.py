@@ -99,7 +99,7 @@ def test_stages_counts_each_sample_for_the_deepest_stage_on_its_stack():
     def frame(func, file):
         return f"{func} (site-packages/{file}:1)"
     poll = frame("Worker.poll_once", "consultant/worker.py")
-    transition = frame("transition", "consultant/states.py")
+    transition = frame("transition_many", "consultant/states.py")
     commit = frame("Session.commit", "sqlalchemy/orm/session.py")
     lines = [f"{frame('<module>', 'consultant')};{poll};{frame('screen', 'consultant/screen.py')} 3",
              f"{poll};{transition};{commit} 5",
@@ -107,6 +107,6 @@ def test_stages_counts_each_sample_for_the_deepest_stage_on_its_stack():
              f"{frame('<module>', 'consultant')};{frame('import_module', 'importlib/__init__.py')} 10"]
     samples = [(stages.frames(line.rpartition(" ")[0]), int(line.rpartition(" ")[2])) for line in lines]
     assert [stages.stage_of(stack) for stack, _ in samples] == [
-        "screen", "commits and flushes", "state changes (UPDATE + event)", "startup, imports and exit"]
+        "screen", "commits and flushes", "writing a batch (UPDATE, inserts, events)", "startup, imports and exit"]
     text = stages.report(samples, top=3)
     assert "20 samples" in text and "startup, imports and exit | 50.0" in text and "commits and flushes | 25.0" in text
