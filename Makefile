@@ -42,6 +42,7 @@ test: install test-deps
 # `make bench-full` at the issue's sizes (5,000-message backlog, 20,000 scaling, 100,000-question desk).
 bench: install test-deps
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/compute.py
 	$(BIN)/python bench/lookup.py --ptp-rows 50000 --questions 100
 	$(BIN)/python bench/ingest.py --messages 1000 --db both
 	$(BIN)/python bench/latency.py
@@ -50,6 +51,7 @@ bench: install test-deps
 
 bench-full: install test-deps
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/compute.py
 	$(BIN)/python bench/lookup.py
 	$(BIN)/python bench/ingest.py --messages 5000 --db both
 	$(BIN)/python bench/ingest.py --scaling
