@@ -47,6 +47,7 @@ class Pending:
     tickets: list[Ticket] = field(default_factory=list)
     history: BatchHistory | None = None
 
+
 ACTOR = "worker"
 WAITING = (Status.RECEIVED, Status.PARSED)
 
