@@ -58,10 +58,6 @@ _RENEW = (update(_R).where(_R.c.id.in_(_IDS), _R.c.lease_owner == _OWNER, _R.c.l
 _UNCLAIM = (update(_R).where(_R.c.id == bindparam("w_id"), _R.c.lease_owner == _OWNER)
             .values(lease_owner=None, lease_until=None, send_attempts=bindparam("v_attempts")))
 _EVENT = insert(_E)
-_MOVES = {with_reason: update(_Q).where(_Q.c.id == bindparam("w_id"), _Q.c.status == bindparam("w_status"))
-          .values(status=bindparam("v_status"), updated_at=bindparam("v_at", type_=_Q.c.updated_at.type),
-                  **({"reason": bindparam("v_reason", type_=_Q.c.reason.type)} if with_reason else {}))
-          for with_reason in (False, True)}
 _REPLY_SETS: dict[tuple[str, ...], object] = {}
 
 
@@ -78,27 +74,6 @@ def set_reply(conn: Connection, reply_id: int, **values) -> None:
 def _event(question_id: int, actor: str, action: str, reason: str | None, frm=None, to=None) -> dict:
     return dict(question_id=question_id, at=utcnow(), actor=actor, action=action,
                 from_status=frm, to_status=to, reason=reason)
-
-
-def note(conn: Connection, question_id: int, actor: str, action: str, reason: str | None = None) -> None:
-    """states.note on a Core connection: an audit event that changes no status."""
-    conn.execute(_EVENT, _event(question_id, actor, action, reason))
-
-
-def move(conn: Connection, question_id: int, frm: Status, to: Status, actor: str, reason: str) -> bool:
-    """states.transition on a Core connection, for the sender's own moves: the same table of moves,
-    a compare-and-swap on the status and an audit event in the same transaction (the caller
-    commits); False if someone else moved the question first."""
-    if not states.allowed(frm, to):
-        raise states.IllegalTransition(f"{frm} -> {to} is not allowed")
-    keeps_reason = to == Status.FAILED  # as states.transition: a failure says why on the question
-    params = dict(w_id=question_id, w_status=frm.value, v_status=to.value, v_at=utcnow())
-    if keeps_reason:
-        params["v_reason"] = reason
-    if conn.execute(_MOVES[keeps_reason], params).rowcount != 1:
-        return False
-    conn.execute(_EVENT, _event(question_id, actor, "send", reason, frm.value, to.value))
-    return True
 
 
 def claim(conn: Connection, ids: list[int], owner: str, lease: float) -> list[Claimed]:
@@ -140,5 +115,5 @@ def unclaim(conn: Connection, replies: list[Claimed], owner: str, why: str) -> N
         mine = conn.execute(_UNCLAIM, dict(w_id=reply.id, b_owner=owner,
                                            v_attempts=max(0, reply.send_attempts - 1))).rowcount == 1
         if mine and reply.purpose == "answer":
-            move(conn, reply.question_id, Status.SENDING, Status.APPROVED, owner, why)
+            states.transition(conn, reply.question_id, Status.SENDING, Status.APPROVED, owner, why, action="send")
     conn.commit()

@@ -172,9 +172,6 @@ class Pool:
             while len(self.helpers) < self.size:
                 self.helpers.append(Helper(self.settings))
 
-    def finish_all(self, finisher, screened: list[tuple[Item, Verdict]], stop: threading.Event) -> list[Outcome]:
-        return self.complete(self.submit(finisher, screened, stop), finisher, stop)
-
     def submit(self, finisher, screened: list[tuple[Item, Verdict]], stop: threading.Event) -> Ticket:
         """Queue these screened questions; a small batch (or no extra process) is finished here."""
         self.batches += 1

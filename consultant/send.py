@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from . import outbox
+from . import outbox, states
 from .config import Settings, Smtp
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
@@ -198,10 +198,10 @@ class Sender:
         outbox.set_reply(conn, reply.id, sent_at=utcnow(), lease_owner=None, lease_until=None, to_send=False,
                    last_error=None)
         if reply.purpose == "answer":
-            outbox.move(conn, reply.question_id, Status.SENDING, Status.SENT, self.owner,
-                  f"accepted by {self.settings.smtp.host}")
+            states.transition(conn, reply.question_id, Status.SENDING, Status.SENT, self.owner,
+                              f"accepted by {self.settings.smtp.host}", action="send")
         else:
-            outbox.note(conn, reply.question_id, self.owner, "notice sent", reply.message_id)
+            states.note(conn, reply.question_id, self.owner, "notice sent", reply.message_id)
         conn.commit()
         counts.sent += 1
         vet.info("question %s: %s sent to %s", reply.question_id, reply.purpose, redact(reply.to_addr))
@@ -218,10 +218,10 @@ class Sender:
         outbox.set_reply(conn, reply.id, next_attempt_at=now + timedelta(seconds=delay), lease_owner=None,
                    lease_until=None, last_error=why)
         if reply.purpose == "answer":
-            outbox.move(conn, reply.question_id, Status.SENDING, Status.APPROVED, self.owner,
-                  f"{why}; next try in {delay:.0f}s")
+            states.transition(conn, reply.question_id, Status.SENDING, Status.APPROVED, self.owner,
+                              f"{why}; next try in {delay:.0f}s", action="send")
         else:
-            outbox.note(conn, reply.question_id, self.owner, "notice retry", why)
+            states.note(conn, reply.question_id, self.owner, "notice retry", why)
         conn.commit()
         counts.retrying += 1
 
@@ -229,10 +229,10 @@ class Sender:
         values = dict(lease_owner=None, lease_until=None, last_error=why, failed_at=utcnow())
         if reply.purpose == "answer":
             outbox.set_reply(conn, reply.id, **values)
-            outbox.move(conn, reply.question_id, Status.SENDING, Status.FAILED, self.owner, why)
+            states.transition(conn, reply.question_id, Status.SENDING, Status.FAILED, self.owner, why, action="send")
         else:
             outbox.set_reply(conn, reply.id, to_send=False, **values)
-            outbox.note(conn, reply.question_id, self.owner, "notice failed", why)
+            states.note(conn, reply.question_id, self.owner, "notice failed", why)
         conn.commit()
         counts.failed += 1
         vet.info("question %s: %s failed: %s", reply.question_id, reply.purpose, without_server_text(why))

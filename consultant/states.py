@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from .models import Event, Question, utcnow
@@ -53,13 +54,14 @@ def allowed(frm: Status | str, to: Status | str) -> bool:
     return Status(to) in TRANSITIONS[Status(frm)]
 
 
-def transition(session: Session, question_id: int, expected: Status | str, to: Status | str,
+def transition(session: Session | Connection, question_id: int, expected: Status | str, to: Status | str,
                actor: str, reason: str | None = None, action: str = "transition", **fields) -> bool:
     """Move one question from `expected` to `to`; return False if someone else moved it first.
 
     The UPDATE only matches while the status is still `expected` (compare-and-swap), and the
     audit Event is written in the same transaction; the caller commits. `fields` are other
     columns to set in the same UPDATE. Raises IllegalTransition for a move the table forbids.
+    A Core Connection does as well as a Session (the sender commits reply by reply on one).
     """
     expected, to = Status(expected), Status(to)
     if to not in TRANSITIONS[expected]:
@@ -161,7 +163,7 @@ def _update_for(names: tuple[str, ...]):
     return stmt
 
 
-def note(session: Session, question_id: int, actor: str, action: str, reason: str | None = None) -> None:
+def note(session: Session | Connection, question_id: int, actor: str, action: str, reason: str | None = None) -> None:
     """An audit event that changes no status (an edit, a failed send attempt, a requeue refusal)."""
     session.execute(_EVENT, dict(question_id=question_id, at=utcnow(), actor=actor, action=action,
                                  from_status=None, to_status=None, reason=reason))
