@@ -13,14 +13,15 @@ tried again one at a time in the worker, where a message that kills it is counte
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections import deque
-from multiprocessing.connection import wait
 
 from .batch import Item, Outcome
 from .config import Settings
@@ -31,6 +32,7 @@ CHUNK = 20  # questions sent at a time
 MIN_SHARED = 2 * CHUNK  # fewer screened questions than this stay in the worker
 IN_FLIGHT = 10  # chunks a process holds at once (a default batch): one to work on, the rest waiting
 MAX_PROCESSES = 4
+GONE = object()  # what a helper's reading thread reports when its process has ended
 
 
 def process_count(setting: int) -> int:
@@ -46,10 +48,15 @@ def serve(settings: Settings, conn) -> None:
     try:
         _serve(settings, conn)
     except (EOFError, OSError):  # the worker is gone (killed, stopped): so are we
-        pass
+        return
     except Exception as exc:  # the worker goes on without us and says so; no traceback for a user
         error.error("an extra drafting process failed: %s: %s", type(exc).__name__, str(exc)[:300])
         raise SystemExit(1)
+    # Told to end: nothing is left to write, so skip the slow tear-down of a full interpreter.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _serve(settings: Settings, conn) -> None:
@@ -108,9 +115,12 @@ class Ticket:
 
 
 class Helper:
-    """One extra process and the chunks it holds, oldest first, each with its ticket."""
+    """One extra process and the chunks it holds, oldest first, each with its ticket.
 
-    def __init__(self, settings: Settings):
+    A thread reads what the process sends as it comes (into the pool's inbox), so the process never
+    waits on a full pipe while the worker is busy fetching, screening or writing."""
+
+    def __init__(self, settings: Settings, inbox: queue.SimpleQueue):
         context = multiprocessing.get_context("spawn")
         self.conn, theirs = context.Pipe()
         self.process = context.Process(target=serve, args=(settings, theirs), name="consultant-drafting",
@@ -118,6 +128,17 @@ class Helper:
         self.process.start()
         theirs.close()
         self.ready, self.held = False, deque()
+        threading.Thread(target=self._receive, args=(inbox,), name="drafting-inbox", daemon=True).start()
+
+    def _receive(self, inbox: queue.SimpleQueue) -> None:
+        try:
+            while True:
+                inbox.put((self, self.conn.recv()))
+        except (EOFError, OSError):  # it ended (or we closed the pipe): the worker sees it gone
+            inbox.put((self, GONE))
+        except Exception as exc:  # what it sent could not be read: treat it as dead
+            error.error("an extra drafting process sent what could not be read: %s", type(exc).__name__)
+            inbox.put((self, GONE))
 
     def send(self, ticket: Ticket, releases, chunk: list) -> None:
         self.conn.send((ticket.number, releases, chunk))
@@ -148,6 +169,7 @@ class Pool:
     def __init__(self, settings: Settings):
         self.settings, self.size = settings, process_count(settings.worker.processes)
         self.helpers: list[Helper] = []
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()  # (helper, message) as their threads read them
         self.tickets: list[Ticket] = []  # open ones, oldest first
         self.batches = self.deaths = 0
         self.shared = 0  # questions finished by the extra processes
@@ -156,8 +178,7 @@ class Pool:
         """Wait until every extra process started is ready (tests, benchmarks); True if so."""
         deadline = time.monotonic() + timeout
         while not all(h.ready for h in self.helpers) and time.monotonic() < deadline:
-            self._collect()
-            time.sleep(0.05)
+            self._collect(timeout=0.05)
         return bool(self.helpers) and all(h.ready for h in self.helpers)
 
     def close(self) -> None:
@@ -170,7 +191,7 @@ class Pool:
         fetched), so they are ready when the first batch is screened."""
         if waiting >= MIN_SHARED:
             while len(self.helpers) < self.size:
-                self.helpers.append(Helper(self.settings))
+                self.helpers.append(Helper(self.settings, self.inbox))
 
     def submit(self, finisher, screened: list[tuple[Item, Verdict]], stop: threading.Event) -> Ticket:
         """Queue these screened questions; a small batch (or no extra process) is finished here."""
@@ -198,10 +219,9 @@ class Pool:
             if mine is not None and not stop.is_set():  # this batch's last chunk, else work ahead
                 self._finish_here(mine, mine.queued.pop(), finisher)
             elif not ticket.done():
-                busy = [h.conn for h in self.helpers if h.held]
-                if not busy:  # nothing held and nothing queued: only lost chunks were left
+                if not any(h.held for h in self.helpers):  # nothing held or queued: only lost chunks were left
                     break
-                wait(busy, timeout=1.0)
+                self._collect(timeout=1.0)
         if ticket in self.tickets:
             self.tickets.remove(ticket)
         return ticket.outcomes
@@ -225,27 +245,33 @@ class Pool:
             ticket.outstanding -= len(ticket.queued)
             ticket.queued.clear()
 
-    def _collect(self) -> None:
-        """Take what the processes have finished (and their ready word); drop one that died."""
-        for helper in list(self.helpers):
-            try:
-                while helper.conn.poll():
-                    message = helper.conn.recv()
-                    if message == "ready":
-                        helper.ready = True
-                        continue
+    def _collect(self, timeout: float = 0) -> None:
+        """Take what the processes have finished (and their ready word), waiting up to `timeout`
+        for the first message; drop a process that died."""
+        try:
+            message = self.inbox.get(timeout=timeout) if timeout else self.inbox.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            helper, message = message
+            if helper in self.helpers:
+                if message is GONE:
+                    self._lost(helper)
+                elif message == "ready":
+                    helper.ready = True
+                else:
                     ticket, chunk = helper.held.popleft()
                     ticket.outcomes += message
                     ticket.outstanding -= 1
                     self.shared += len(chunk)
                     self.deaths = 0
-                if helper.process.is_alive() or helper.conn.poll():
-                    continue
-            except (EOFError, OSError):
-                pass
-            self._lost(helper)
+            try:
+                message = self.inbox.get_nowait()
+            except queue.Empty:
+                return
 
     def _lost(self, helper: Helper) -> None:
+        helper.process.join(timeout=1.0)  # for its exit code
         lost = 0
         for ticket, chunk in helper.held:
             ticket.outstanding -= 1
