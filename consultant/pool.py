@@ -4,7 +4,7 @@ Screening stays in the worker (its rate limits count the questions in order), an
 database write; what comes after the screen (consultant.finish) is pure work on one question, so a
 backlog spreads it over the machine's cores. The worker sends chunks of screened questions down a
 pipe and works on chunks itself meanwhile; whoever is free takes the next chunk. An extra process
-is started (spawned, not forked: the worker has threads) on the first batch big enough to share,
+is started (a fresh interpreter, not forked: the worker has threads) on the first batch big enough to share,
 and is not waited for: until it says it is ready, the worker does all the work itself.
 
 If an extra process dies, the questions it held are not written: their claim runs out and they are
@@ -14,14 +14,17 @@ tried again one at a time in the worker, where a message that kills it is counte
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import queue
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 from collections import deque
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 from .batch import Item, Outcome
 from .config import Settings
@@ -40,6 +43,17 @@ def process_count(setting: int) -> int:
     if setting >= 0:
         return setting
     return max(0, min(MAX_PROCESSES, (os.cpu_count() or 1) - 1))
+
+
+def child(fd: int) -> None:
+    """An extra process's start (see Helper): the worker's end of the socket is `fd`, and the
+    first thing the worker sends is its settings."""
+    conn = Connection(fd)
+    try:
+        settings = conn.recv()
+    except (EOFError, OSError):
+        return
+    serve(settings, conn)
 
 
 def serve(settings: Settings, conn) -> None:
@@ -117,16 +131,21 @@ class Ticket:
 class Helper:
     """One extra process and the chunks it holds, oldest first, each with its ticket.
 
-    A thread reads what the process sends as it comes (into the pool's inbox), so the process never
-    waits on a full pipe while the worker is busy fetching, screening or writing."""
+    It is started as `python -c` importing only what drafting needs (multiprocessing's spawn would
+    first import the worker's main module again, the whole command line), and talks over a socket
+    pair. A thread reads what the process sends as it comes (into the pool's inbox), so the process
+    never waits on a full pipe while the worker is busy fetching, screening or writing."""
 
     def __init__(self, settings: Settings, inbox: queue.SimpleQueue):
-        context = multiprocessing.get_context("spawn")
-        self.conn, theirs = context.Pipe()
-        self.process = context.Process(target=serve, args=(settings, theirs), name="consultant-drafting",
-                                       daemon=True)
-        self.process.start()
-        theirs.close()
+        ours, theirs = socket.socketpair()
+        package_root = str(Path(__file__).resolve().parent.parent)  # this very code, wherever it runs
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-P", "-c", f"from consultant.pool import child; child({theirs.fileno()})"],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        self.conn = Connection(ours.detach())
+        self.conn.send(settings)
         self.ready, self.held = False, deque()
         threading.Thread(target=self._receive, args=(inbox,), name="drafting-inbox", daemon=True).start()
 
@@ -151,11 +170,17 @@ class Helper:
                 self.conn.send(None)
             except OSError:
                 pass
-            self.process.join(timeout=0.2)
+            self.wait(0.2)
         self.conn.close()
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-            self.process.join()
+            self.process.wait()
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 class Pool:
@@ -271,13 +296,13 @@ class Pool:
                 return
 
     def _lost(self, helper: Helper) -> None:
-        helper.process.join(timeout=1.0)  # for its exit code
+        helper.wait(1.0)  # for its exit code
         lost = 0
         for ticket, chunk in helper.held:
             ticket.outstanding -= 1
             lost += len(chunk)
         error.error("an extra drafting process stopped (exit code %s); its %d questions are left to be "
-                    "tried again", helper.process.exitcode, lost)
+                    "tried again", helper.process.returncode, lost)
         helper.held.clear()
         helper.close()
         self.helpers.remove(helper)
