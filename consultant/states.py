@@ -9,6 +9,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from .db import execute_many
 from .models import Event, Question, utcnow
 
 
@@ -91,6 +92,28 @@ class Move:
     fields: dict = field(default_factory=dict)
 
 
+_REASONED = frozenset({S.IGNORED, S.QUARANTINED, S.FAILED, S.REJECTED})  # moves that keep a reason
+_CHAINS: dict[tuple, tuple] = {}
+
+
+def _chain(expected: Status | str, steps) -> tuple[str, str | None, tuple[tuple[str, str], ...], bool]:
+    """A move's statuses checked against the table: (expected, final, (from, to) of each step,
+    whether the final status keeps a reason); kept, since the worker makes the same few moves."""
+    key = (expected, *(to for to, _reason in steps))
+    chain = _CHAINS.get(key)
+    if chain is None:
+        frm, pairs = Status(expected), []
+        for to in map(Status, key[1:]):
+            if to not in TRANSITIONS[frm]:
+                raise IllegalTransition(f"{frm} -> {to} is not allowed")
+            pairs.append((frm.value, to.value))
+            frm = to
+        chain = (Status(expected).value, frm.value if pairs else None, tuple(pairs), frm in _REASONED)
+        if len(_CHAINS) < 1024:
+            _CHAINS[key] = chain
+    return chain
+
+
 _CURRENT = select(Question.id, Question.status).where(Question.id.in_(bindparam("ids", expanding=True)))
 _CURRENT_LOCKED = _CURRENT.with_for_update()
 
@@ -105,12 +128,7 @@ def transition_many(session: Session, moves: list[Move], actor: str) -> set[int]
     with the same outcome. Raises IllegalTransition, before writing anything, for a step the
     table forbids. The caller commits.
     """
-    for move in moves:
-        frm = Status(move.expected)
-        for to, _reason in move.steps:
-            if Status(to) not in TRANSITIONS[frm]:
-                raise IllegalTransition(f"{frm} -> {to} is not allowed")
-            frm = Status(to)
+    chains = [_chain(move.expected, move.steps) for move in moves]  # all checked before writing
     if not moves:
         return set()
     read = _CURRENT_LOCKED if session.get_bind().dialect.name == "postgresql" else _CURRENT
@@ -119,27 +137,24 @@ def transition_many(session: Session, moves: list[Move], actor: str) -> set[int]
     now = utcnow()
     updates: dict[tuple[str, ...], list[dict]] = {}
     events, moved = [], set()
-    for move in moves:
-        expected = Status(move.expected)
-        if current.get(move.question_id) != expected.value or move.question_id in moved:
+    for move, (expected, final, pairs, reasoned) in zip(moves, chains):
+        qid = move.question_id
+        if current.get(qid) != expected or qid in moved:
             continue
-        final, reason = move.steps[-1]
-        values = dict(move.fields, status=Status(final).value, updated_at=now)
-        if reason is not None and final in (S.IGNORED, S.QUARANTINED, S.FAILED, S.REJECTED):
+        reason = move.steps[-1][1]
+        values = dict(move.fields, status=final, updated_at=now)
+        if reason is not None and reasoned:
             values["reason"] = reason
-        params = {f"v_{name}": value for name, value in values.items()}
-        updates.setdefault(tuple(sorted(values)), []).append(
-            dict(params, w_id=move.question_id, w_status=expected.value))
-        frm = expected
-        for to, why in move.steps:
-            events.append(dict(question_id=move.question_id, at=now, actor=actor, action="transition",
-                               from_status=frm.value, to_status=Status(to).value, reason=why))
-            frm = Status(to)
-        moved.add(move.question_id)
+        params = {"v_" + name: value for name, value in values.items()}
+        params["w_id"], params["w_status"] = qid, expected
+        updates.setdefault(tuple(sorted(values)), []).append(params)
+        for (frm, to), (_to, why) in zip(pairs, move.steps):
+            events.append({"question_id": qid, "at": now, "actor": actor, "action": "transition",
+                           "from_status": frm, "to_status": to, "reason": why})
+        moved.add(qid)
     for names, rows in updates.items():
-        connection.execute(_update_for(names), rows)
-    if events:
-        connection.execute(_EVENT, events)
+        execute_many(connection, _update_for(names), rows)
+    execute_many(connection, _EVENT, events)
     return moved
 
 
@@ -211,6 +226,6 @@ def create_many(session: Session, actor: str, rows: list[dict]) -> dict[str, int
         result = session.connection().execute(_create_statement(session), values)
         stored.update((key, qid) for qid, key in result)
     if stored:
-        session.connection().execute(_EVENT, [dict(question_id=qid, at=now, actor=actor, action="transition", from_status=None,
+        execute_many(session.connection(), _EVENT, [dict(question_id=qid, at=now, actor=actor, action="transition", from_status=None,
                                       to_status=S.RECEIVED.value, reason=None) for qid in stored.values()])
     return stored
