@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import ssl
 import threading
@@ -77,10 +78,33 @@ def disconnect(client: IMAPClient) -> None:
             pass
 
 
+# After "Message-ID:" at the start of a header line: the value and what ends its line (CRLF, CR or
+# LF, as the parser splits lines); a value of printable ASCII reads as the parser reads it.
+_FIELD_VALUE = re.compile(rb"[ \t]*([^\r\n]*)(?:\r\n|\r|\n|\Z)")
+_PRINTABLE = re.compile(rb"[\t\x20-\x7e]*")
+
+
+def message_id_field(block: bytes) -> str:
+    """The Message-ID field of a header block, as the header parser gives it (str of the first
+    one, "" without one). The common case, the first such field on one line of printable ASCII,
+    is read off the bytes; anything else (folded, 8-bit, control bytes) is left to the parser."""
+    lowered = block.lower()
+    at = lowered.find(b"message-id:")
+    while at > 0 and block[at - 1] not in b"\r\n":  # not where a line starts: inside another field
+        at = lowered.find(b"message-id:", at + 1)
+    if at < 0:
+        return ""  # every field the parser finds starts a line; none is named Message-ID
+    found = _FIELD_VALUE.match(block, at + 11)
+    end = found.end()
+    if block[end:end + 1] not in (b" ", b"\t") and _PRINTABLE.fullmatch(found[1]):
+        return found[1].decode("ascii")
+    return str(headers_of(block).get("Message-ID", ""))
+
+
 def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     """The Message-ID when it is sane, else a hash of the bytes: the same mail is stored once.
-    Only the header block is parsed (the parser would stop there too)."""
-    ids = parse_msg_ids(str(headers_of(raw[:header_block_size(raw, len(raw))]).get("Message-ID", "")))
+    Only the header block is read (the parser would stop there too)."""
+    ids = parse_msg_ids(message_id_field(raw[:header_block_size(raw, len(raw))]))
     if ids:
         return ids[0], ids[0]
     return "sha256:" + hashlib.sha256(raw).hexdigest(), None
