@@ -2,10 +2,8 @@
 processing made of it, and the counts; no database access here."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from datetime import datetime
-from email.message import Message
 
 from .extract import Findings, FoundCode
 from .reading import decode_header_value, parse_address, parse_msg_ids
@@ -71,9 +69,7 @@ class Item:
     from_name: str | None
     subject: str | None
     new_text: str | None
-    raw: bytes | None = None
-    headers: Message | None = None  # the header block, parsed before the batch is screened
-    refused: str | None = None  # why the header block could not be read (a limit)
+    raw: bytes | None = None  # read by whoever works on it (consultant.finish), dropped after
 
 
 @dataclass
@@ -87,6 +83,12 @@ class Outcome:
     codes: list[dict] | None = None  # question_code rows, replacing any of an earlier reading
     reply: dict | None = None
     log: tuple = ()  # the vet line: format and arguments
+    # Let through by the screen's rules that read the message: the rate limits, which count the
+    # batch in order, are asked by the worker before it writes (consultant.process), with `sender`.
+    limited: bool = False
+    sender: str | None = None
+    # What was read of the sender and subject, for an ignored outcome if a rate limit says so.
+    reading: tuple[dict, str | None] | None = None
 
 
 def quarantined(item: Item, stage: str, reason: str, **fields) -> Outcome:
@@ -101,22 +103,6 @@ class Thread:
     reply_to: str | None
     message_id: str | None
     references: list[str]
-
-
-def sender_of(headers: Message) -> str | None:
-    """The From address, as the screen reads it."""
-    return parse_address(decode_header_value(headers.get("From", "")))[1]
-
-
-_ANGLED = re.compile(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>")
-
-
-def sender_guess(headers: Message) -> str | None:
-    """The From address without decoding the field: what the screen will find in most mail, good
-    enough to read the batch's sender counts at once (a wrong guess costs one query later)."""
-    value = str(headers.get("From") or "")
-    found = _ANGLED.findall(value)
-    return found[-1] if found else value.strip() or None
 
 
 def thread_of(raw: bytes) -> Thread:

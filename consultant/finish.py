@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -26,11 +27,24 @@ from .draft import draft_reply, safe_address
 from .extract import Findings, find_codes
 from .logs import error, redact
 from .lookup import Lookup
-from .models import utcnow
+from .models import RawMessage, utcnow
 from .reading import UnreadableMessage, read_message
 from .redact import mask, masked_fields
-from .screen import Verdict
+from .mimebounds import Refused, header_block
+from .screen import PASS, Verdict, headers_of, prescreen
 from .states import Status
+
+
+_RAWS = select(RawMessage.question_id, RawMessage.raw).where(
+    RawMessage.question_id.in_(bindparam("ids", expanding=True)))
+
+
+def ignored(item: Item, verdict: Verdict, reading: tuple[dict, str | None]) -> Outcome:
+    """The outcome of a question the screen ignores, with its sender and subject as read."""
+    who, from_addr = reading
+    return Outcome(item, "ignored", ((Status.IGNORED, verdict.reason),), dict(who, stage="screen"),
+                   log=("question %s from %s ignored by %s: %s", item.id, redact(from_addr), verdict.rule,
+                        verdict.reason))
 
 
 class Finisher:
@@ -60,18 +74,58 @@ class Finisher:
     def close(self) -> None:
         self.session.close()
 
+    def work(self, chunk: list[tuple[Item, bool]]) -> list[Outcome]:
+        """Screen and finish a chunk of claimed questions, each with whether an operator released
+        it (requeued it after a hold); their mail is read here, and dropped once done."""
+        try:
+            raws = dict(self.session.connection().execute(_RAWS, dict(ids=[item.id for item, _ in chunk])).all())
+        finally:
+            self.session.rollback()  # no read snapshot held while drafting
+        outcomes = []
+        for item, released in chunk:
+            item.raw = raws.pop(item.id, None)
+            outcomes.append(self.screened(item, released))
+            item.raw = None
+        return outcomes
+
+    def screened(self, item: Item, released: bool = False) -> Outcome:
+        """A question screened by the rules that read the message, then read, looked up and
+        drafted if they let it through; the rate limits are left to the worker (Outcome.limited)."""
+        if item.raw is None:
+            return quarantined(item, "fetch", "the message body was never downloaded")
+        if item.status == Status.PARSED:  # requeued after a failed draft: screened and read before
+            return self.finish(item, PASS)
+        try:
+            headers = headers_of(header_block(item.raw, self.settings.limits.max_header_bytes))
+            verdict, from_addr = prescreen(headers, self.settings, lambda: released)
+        except Refused as exc:
+            return quarantined(item, "parse", exc.reason)
+        except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
+            error.exception("question %s: unexpected error while screening", item.id)
+            return quarantined(item, "process", f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+        if verdict is not None and verdict.action == "quarantine":  # the sender is kept for the operator
+            return quarantined(item, "screen", verdict.reason, from_addr=verdict.sender)
+        if verdict is not None:
+            return self.finish(item, verdict)
+        outcome = self.finish(item, PASS)
+        outcome.limited, outcome.sender = True, from_addr
+        return outcome
+
     def finish(self, item: Item, verdict: Verdict) -> Outcome:
         """Read, look up and draft a question the screen let through (or ignores: its sender and
         subject are stored too); never raises."""
+        seen: dict = {}
         try:
-            return self._finish(item, verdict)
+            outcome = self._finish(item, verdict, seen)
         except StageError as exc:
-            return quarantined(item, exc.stage, exc.reason, **exc.fields)
+            outcome = quarantined(item, exc.stage, exc.reason, **exc.fields)
         except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
             error.exception("question %s: unexpected error while processing", item.id)
-            return quarantined(item, "process", f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+            outcome = quarantined(item, "process", f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
+        outcome.reading = seen.get("reading")
+        return outcome
 
-    def _finish(self, item: Item, verdict: Verdict) -> Outcome:
+    def _finish(self, item: Item, verdict: Verdict, seen: dict) -> Outcome:
         raw = item.raw
         if item.status == Status.PARSED:  # requeued after a failed draft: the reading is stored
             return self._draft(item, thread_of(raw), findings_from_json(item), item.new_text or "",
@@ -86,10 +140,9 @@ class Finisher:
         who = dict(from_addr=reading.from_addr.lower() if reading.from_addr else None,
                    from_name=reading.from_name[:200] or None,
                    subject=mask(reading.subject) if redacting else reading.subject, sent_date=reading.date)
+        seen["reading"] = (who, reading.from_addr)
         if verdict.action == "ignore":
-            return Outcome(item, "ignored", ((Status.IGNORED, verdict.reason),), dict(who, stage="screen"),
-                           log=("question %s from %s ignored by %s: %s", item.id, redact(reading.from_addr),
-                                verdict.rule, verdict.reason))
+            return ignored(item, verdict, seen["reading"])
         # Codes are found in the original text; with redaction on, what is stored (and what the
         # reviewer and the draft see) is masked to the same length, so the code spans still line up.
         findings = find_codes(reading.new_text, self.lookup.index, reading.quoted_text)

@@ -1,11 +1,13 @@
-"""Extra processes that read, look up and draft the questions of big batches beside the worker.
+"""Extra processes that screen, read, look up and draft the questions of big batches beside the worker.
 
-Screening stays in the worker (its rate limits count the questions in order), and so does every
-database write; what comes after the screen (consultant.finish) is pure work on one question, so a
-backlog spreads it over the machine's cores. The worker sends chunks of screened questions down a
-pipe and works on chunks itself meanwhile; whoever is free takes the next chunk. An extra process
-is started (a fresh interpreter, not forked: the worker has threads) on the first batch big enough to share,
-and is not waited for: until it says it is ready, the worker does all the work itself.
+The rate limits stay in the worker (they count a batch's questions in order, once it has them all
+back), and so does every database write; the rest (consultant.finish: the rules that read only the
+message, then reading, look-up, drafting) is pure work on one question, so a backlog spreads it over
+the machine's cores. The worker sends chunks of claimed questions down a pipe (their ids and
+columns; whoever takes a chunk reads its mail) and works on chunks itself meanwhile; whoever is free
+takes the next chunk. An extra process is started (a fresh interpreter, not forked: the worker has
+threads) on the first batch big enough to share, and is not waited for: until it says it is ready,
+the worker does all the work itself.
 
 If an extra process dies, the questions it held are not written: their claim runs out and they are
 tried again one at a time in the worker, where a message that kills it is counted as for any crash
@@ -29,13 +31,27 @@ from pathlib import Path
 from .batch import Item, Outcome
 from .config import Settings
 from .logs import error
-from .screen import Verdict
 
 CHUNK = 20  # questions sent at a time
 MIN_SHARED = 2 * CHUNK  # fewer screened questions than this stay in the worker
 IN_FLIGHT = 10  # chunks a process holds at once (a default batch): one to work on, the rest waiting
 MAX_PROCESSES = 4
+RAW_CHUNK_BYTES = 8 * 1024 * 1024  # mail read at once: a chunk of big messages holds fewer
 GONE = object()  # what a helper's reading thread reports when its process has ended
+
+
+def chunked(work: list[tuple[Item, bool]]):
+    """Chunks of at most CHUNK questions and, past the first, RAW_CHUNK_BYTES of mail: whoever
+    takes one reads its mail at once."""
+    chunk, size = [], 0
+    for entry in work:
+        if chunk and (len(chunk) == CHUNK or size + entry[0].size > RAW_CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += entry[0].size
+    if chunk:
+        yield chunk
 
 
 def process_count(setting: int) -> int:
@@ -106,12 +122,7 @@ def _serve(settings: Settings, conn) -> None:
             finisher.refresh()
             batch = number
         finisher.releases = releases
-        outcomes = []
-        for item, verdict in chunk:
-            outcome = finisher.finish(item, verdict)
-            outcome.item.raw = None
-            outcomes.append(outcome)
-        conn.send(outcomes)
+        conn.send(finisher.work(chunk))
     finisher.close()
     engine.dispose()
 
@@ -218,15 +229,20 @@ class Pool:
             while len(self.helpers) < self.size:
                 self.helpers.append(Helper(self.settings, self.inbox))
 
-    def submit(self, finisher, screened: list[tuple[Item, Verdict]], stop: threading.Event) -> Ticket:
-        """Queue these screened questions; a small batch (or no extra process) is finished here."""
+    def submit(self, finisher, work: list[tuple[Item, bool]], stop: threading.Event) -> Ticket:
+        """Queue these claimed questions (each with whether it was released; see Finisher.work); a
+        small batch (or no extra process) is finished here."""
         self.batches += 1
-        if self.size == 0 or len(screened) < MIN_SHARED:
+        chunks = list(chunked(work))
+        if self.size == 0 or len(work) < MIN_SHARED:
             ticket = Ticket(self.batches, [])
-            ticket.outcomes = [finisher.finish(item, verdict) for item, verdict in screened if not stop.is_set()]
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                ticket.outcomes += finisher.work(chunk)
             return ticket
-        self.warm(len(screened))
-        ticket = Ticket(self.batches, [screened[first:first + CHUNK] for first in range(0, len(screened), CHUNK)])
+        self.warm(len(work))
+        ticket = Ticket(self.batches, chunks)
         self.tickets.append(ticket)
         self._feed(finisher, stop)
         return ticket
@@ -253,7 +269,7 @@ class Pool:
 
     @staticmethod
     def _finish_here(ticket: Ticket, chunk: list, finisher) -> None:
-        ticket.outcomes += [finisher.finish(item, verdict) for item, verdict in chunk]
+        ticket.outcomes += finisher.work(chunk)
         ticket.outstanding -= 1
 
     def _feed(self, finisher, stop: threading.Event) -> None:

@@ -11,26 +11,15 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from . import states
-from .batch import (
-    Counts,
-    Item,
-    Outcome,
-    StageError,
-    findings_json,
-    quarantined,
-    sender_guess,
-    sender_of,
-    thread_of,
-)
+from .batch import Counts, Item, Outcome, StageError, findings_json, quarantined, thread_of
 from .config import Settings
 from .db import is_sqlite
-from .finish import Finisher
+from .finish import Finisher, ignored
 from .logs import error, vet
-from .mimebounds import Refused, header_block
-from .models import Question, QuestionCode, RawMessage, Reply, as_utc, utcnow
+from .models import Question, QuestionCode, Reply, as_utc, utcnow
 from .pool import Pool, Ticket
-from .recent import BatchHistory
-from .screen import PASS, Verdict, headers_of, screen
+from .recent import BatchHistory, requeued
+from .screen import limits
 from .send import worker_id
 from .states import Status
 
@@ -44,8 +33,7 @@ class Pending:
     ids: list[int]
     counts: Counts = field(default_factory=Counts)
     outcomes: list[Outcome] = field(default_factory=list)
-    tickets: list[Ticket] = field(default_factory=list)
-    history: BatchHistory | None = None
+    ticket: Ticket | None = None
 
 
 ACTOR = "worker"
@@ -57,22 +45,18 @@ WAITING = (Status.RECEIVED, Status.PARSED)
 _ITEMS = select(Question.id, Question.status, Question.attempts, Question.received_at, Question.arrived_at,
                 Question.body_downloaded, Question.size, Question.codes, Question.modifiers, Question.from_name,
                 Question.subject, Question.new_text).where(Question.id.in_(bindparam("ids", expanding=True)))
-_RAWS = select(RawMessage.question_id, RawMessage.raw).where(
-    RawMessage.question_id.in_(bindparam("ids", expanding=True)))
 _DELETE_CODES = delete(QuestionCode).where(QuestionCode.question_id.in_(bindparam("ids", expanding=True)))
 _INSERT_CODE = insert(QuestionCode)
 _INSERT_REPLY = insert(Reply)
-# Raw mail read at once: a batch of large messages is read a few at a time, not held whole.
-RAW_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class Processor:
     """Holds what stays the same between batches: settings, the code lookup and the stop flag.
 
-    A batch is read with a few queries (the questions, their raw mail a few megabytes at a time,
-    what the screen's limits count), worked through in memory (screen, parse, extract, look up,
-    draft), then written in one transaction with executemany statements: a handful of statements
-    per batch instead of about twenty per question.
+    A batch is read with a few queries (the questions; their raw mail a chunk at a time, by whoever
+    works on that chunk; what the screen's limits count), worked through in memory (screen, parse,
+    extract, look up, draft, then the rate limits in order), then written in one transaction with
+    executemany statements: a handful of statements per batch instead of about twenty per question.
     """
 
     def __init__(self, engine: Engine, settings: Settings, stop: threading.Event | None = None,
@@ -103,8 +87,8 @@ class Processor:
         """Batch after batch until nothing is waiting (or we are told to stop); the counts of all,
         with those of batches written by `step` since the last call.
 
-        Fresh batches overlap: the next batch is claimed, read and screened while the extra
-        processes (consultant.pool) still draft the last one, which is written after that."""
+        Fresh batches overlap: the next batch is claimed and handed out while the extra processes
+        (consultant.pool) still draft the last one, which is written after that."""
         total, self.stepped = self.stepped, Counts()
         while not self.stop.is_set():
             counts = Counts()
@@ -120,14 +104,13 @@ class Processor:
         return total
 
     def step(self, counts: Counts | None = None) -> bool:
-        """Claim, read and screen the next fresh batch, then write the one before it (drafted by
+        """Claim the next fresh batch and hand it out, then write the one before it (drafted by
         now, or finished here); False when there was no fresh batch. The fetch calls this after
         each batch it stores, so a backlog is drafted while the rest of it is fetched."""
         self.finisher.refresh()
         ids = self.claim(self.settings.worker.batch_size, retried=False)
         before = self._pending
-        carried = before.history.own_passes() if before is not None and before.history else ()
-        self._pending = self._prepare(ids, carried) if ids else None
+        self._pending = self._prepare(ids) if ids else None
         if before is not None:
             (counts if counts is not None else self.stepped).add(self._complete(before))
         return self._pending is not None
@@ -192,46 +175,65 @@ class Processor:
             session.commit()
         return ids
 
-    def _prepare(self, ids: list[int], carried=()) -> Pending:
-        """Read and screen a claimed batch and hand what passed to the pool; raw mail is read a
-        few megabytes at a time, and a part of a big batch is completed before the next is read."""
-        pending = Pending(ids)
+    def _prepare(self, ids: list[int]) -> Pending:
+        """Read a claimed batch and hand it to the pool, which screens, reads and drafts it (mail
+        is read a chunk at a time by whoever takes the chunk)."""
+        pending, work = Pending(ids), []
         try:
             items = self._read(ids)
             pending.counts.lost_race += len(ids) - len(items)
-            arrivals = {i.id: i.arrived_at or i.received_at for i in items}
-            pending.history = history = BatchHistory(self._lookup_session, arrivals, carried)
-            for chunk in self._chunks(items):
-                if pending.tickets:  # the last part's mail goes before this part's is read
-                    pending.outcomes += self.pool.complete(pending.tickets.pop(), self.finisher, self.stop)
-                raws = dict(self._lookup_session.connection().execute(_RAWS, dict(ids=[i.id for i in chunk])).all())
-                for item in chunk:
-                    item.raw = raws.pop(item.id, None)
-                    self._headers(item)
-                history.preload(sender_guess(i.headers) for i in chunk if i.headers is not None)
-                screened = []
-                for item in chunk:
-                    if self.stop.is_set():
-                        break
-                    verdict = self._screen(item, history)
-                    if isinstance(verdict, Outcome):
-                        pending.outcomes.append(verdict)
-                    else:
-                        screened.append((item, verdict))
-                    item.headers = None
-                pending.tickets.append(self.pool.submit(self.finisher, screened, self.stop))
+            # Whether an operator requeued them, for the sender check (global limit: see _limits).
+            released = requeued(self._lookup_session, [i.id for i in items]) \
+                if items and self.settings.screen.sender_auth != "off" else set()
         finally:
             self._lookup_session.rollback()  # the reading is done: no snapshot held while writing
+        for item in items:
+            if item.attempts > self.settings.limits.max_attempts:
+                reason = f"gave up after {item.attempts - 1} attempts that each stopped the worker"
+                pending.outcomes.append(quarantined(item, "process", reason))
+            elif not item.body_downloaded:
+                pending.outcomes.append(quarantined(item, "fetch", "the message body was never downloaded"))
+            else:
+                work.append((item, item.id in released))
+        pending.ticket = self.pool.submit(self.finisher, work, self.stop)
         return pending
 
     def _complete(self, pending: Pending) -> Counts:
-        """Wait for the batch's drafts and write the batch."""
-        for ticket in pending.tickets:
-            pending.outcomes += self.pool.complete(ticket, self.finisher, self.stop)
-        for outcome in pending.outcomes:
-            outcome.item.raw = None
-        pending.counts.add(self._write(pending.ids, pending.outcomes))
+        """Wait for the batch's drafts, ask the rate limits in order, and write the batch."""
+        outcomes = pending.outcomes + self.pool.complete(pending.ticket, self.finisher, self.stop)
+        pending.counts.add(self._write(pending.ids, self._limits(outcomes)))
         return pending.counts
+
+    def _limits(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """The screen's last rules, the rate limits, for the questions its other rules let through,
+        in id order: one that passes counts against the limits for the rest of the batch (even if
+        it was then quarantined at parse). One held or ignored by a limit loses its draft."""
+        waiting = sorted((o for o in outcomes if o.limited), key=lambda o: o.item.id)
+        if not waiting:
+            return outcomes
+        changed: dict[int, Outcome] = {}
+        try:
+            history = BatchHistory(self._lookup_session,
+                                   {o.item.id: o.item.arrived_at or o.item.received_at for o in outcomes})
+            history.preload(o.sender for o in waiting)
+            for o in waiting:
+                try:
+                    verdict = limits(o.sender, self.settings, **history.for_question(o.item.id))
+                except Exception as exc:  # a bug: park the question, keep going
+                    error.exception("question %s: unexpected error while screening", o.item.id)
+                    reason = f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+                    changed[o.item.id] = quarantined(o.item, "process", reason)
+                    continue
+                if verdict.action == "pass":
+                    history.passed(o.item.id, o.sender)
+                elif verdict.action == "quarantine":  # the sender is kept so the operator page can show who
+                    changed[o.item.id] = quarantined(o.item, "screen", verdict.reason, from_addr=verdict.sender)
+                elif o.reading is not None:
+                    changed[o.item.id] = ignored(o.item, verdict, o.reading)
+                # else it could not be read: its quarantine at parse stands, as if screened first
+        finally:
+            self._lookup_session.rollback()
+        return [changed.get(o.item.id, o) for o in outcomes]
 
     def _read(self, ids: list[int]) -> list[Item]:
         """The batch's questions still waiting, in id order (mail is answered in arrival order)."""
@@ -240,54 +242,6 @@ class Processor:
                       r.body_downloaded, r.size or 0, r.codes, r.modifiers, r.from_name, r.subject, r.new_text)
                  for r in rows if r.status in WAITING]
         return sorted(items, key=lambda i: i.id)
-
-    @staticmethod
-    def _chunks(items: list[Item]):
-        chunk, size = [], 0
-        for item in items:
-            if chunk and size + item.size > RAW_CHUNK_BYTES:
-                yield chunk
-                chunk, size = [], 0
-            chunk.append(item)
-            size += item.size
-        if chunk:
-            yield chunk
-
-    def _headers(self, item: Item) -> None:
-        """Parse the header block of a question about to be screened (only one of a bounded size)."""
-        if item.raw is None or item.status != Status.RECEIVED or not item.body_downloaded:
-            return
-        try:
-            item.headers = headers_of(header_block(item.raw, self.settings.limits.max_header_bytes))
-        except Refused as exc:
-            item.refused = exc.reason
-        except Exception:  # left to _compute, which quarantines it with the error
-            pass
-
-    def _screen(self, item: Item, history: BatchHistory) -> Verdict | Outcome:
-        """The screen's verdict on a question, or its outcome when it goes no further. A question
-        that passes counts against the rate limits from here on, for the rest of the batch too."""
-        if item.attempts > self.settings.limits.max_attempts:
-            reason = f"gave up after {item.attempts - 1} attempts that each stopped the worker"
-            return quarantined(item, "process", reason)
-        if item.raw is None or not item.body_downloaded:
-            return quarantined(item, "fetch", "the message body was never downloaded")
-        if item.status == Status.PARSED:  # requeued after a failed draft: the reading is stored
-            return PASS
-        if item.refused:
-            return quarantined(item, "parse", item.refused)
-        try:
-            headers = item.headers if item.headers is not None else \
-                headers_of(header_block(item.raw, self.settings.limits.max_header_bytes))
-            verdict = screen(headers, self.settings, **history.for_question(item.id))
-        except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
-            error.exception("question %s: unexpected error while screening", item.id)
-            return quarantined(item, "process", f"internal error: {type(exc).__name__}: {str(exc)[:200]}")
-        if verdict.action == "quarantine":  # the sender is kept so the operator page can show who
-            return quarantined(item, "screen", verdict.reason, from_addr=verdict.sender)
-        if verdict.action == "pass":
-            history.passed(item.id, sender_of(headers))
-        return verdict
 
     def _write(self, ids: list[int], outcomes: list[Outcome]) -> Counts:
         """Write the batch in one transaction; if the database refuses it (a value it cannot

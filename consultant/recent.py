@@ -64,24 +64,19 @@ class BatchHistory:
 
     Rows of the batch itself are left out of what is read; `passed` adds one of them once it got
     through the screen, so the next message of the batch counts it, as it would count one committed
-    by an earlier batch. `carried` are the passes of a batch screened before this one but not
-    written yet (the worker screens the next batch while the last one is being drafted).
+    by an earlier batch.
     """
 
-    def __init__(self, session: Session, arrivals: dict[int, datetime], carried=()) -> None:
+    def __init__(self, session: Session, arrivals: dict[int, datetime]) -> None:
         self.session, self.arrivals = session, {qid: as_utc(at) for qid, at in arrivals.items()}
         times = self.arrivals.values()
         self.low = min(times) - WINDOW if times else None
         self.high = max(times) if times else None
-        self.passes: list[tuple[int, str | None, datetime]] = list(carried)  # (id, sender, arrival)
-        self._skip = set(self.arrivals) | {qid for qid, _sender, _at in self.passes}
+        self.passes: list[tuple[int, str | None, datetime]] = []  # (id, sender, arrival)
+        self._skip = set(self.arrivals)
         self._overall: Times | None = None
         self._senders: dict[str, Times] = {}
         self._released: set[int] | None = None
-
-    def own_passes(self) -> list[tuple[int, str | None, datetime]]:
-        """The passes of this batch's own questions: what the next batch carries."""
-        return [p for p in self.passes if p[0] in self.arrivals]
 
     def _times(self, found: list[datetime], sender: str | None = None) -> Times:
         """Times read from the database plus the passes not written yet (of this sender)."""
@@ -117,9 +112,7 @@ class BatchHistory:
     def released(self) -> set[int]:
         """The batch's questions whose last event is an operator's requeue."""
         if self._released is None:
-            ids = list(self.arrivals)
-            last = [row[1] for row in self.session.connection().execute(_LAST_EVENTS, dict(ids=ids))] if ids else []
-            self._released = set(self.session.connection().execute(_REQUEUES, dict(ids=last)).scalars()) if last else set()
+            self._released = requeued(self.session, list(self.arrivals))
         return self._released
 
     def passed(self, qid: int, sender: str | None) -> None:
@@ -145,6 +138,12 @@ class BatchHistory:
         return dict(recent_from_sender=lambda addr: self.sender(addr).count(at),
                     recent_overall=lambda: self.overall().count(at),
                     released=lambda: qid in self.released())
+
+
+def requeued(session: Session, ids: list[int]) -> set[int]:
+    """Those of these questions whose last event is an operator's requeue."""
+    last = [row[1] for row in session.connection().execute(_LAST_EVENTS, dict(ids=ids))] if ids else []
+    return set(session.connection().execute(_REQUEUES, dict(ids=last)).scalars()) if last else set()
 
 
 def history(session: Session, qid: int) -> dict:

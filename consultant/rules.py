@@ -238,3 +238,7 @@ RULES: tuple[Callable[[Mail], str | None], ...] = (
     rate_limit,
     global_rate_limit,
 )
+# The rules that count questions (consultant.recent): the last ones, asked once the others let a
+# message through (consultant.screen.limits).
+LIMIT_RULES = (rate_limit, global_rate_limit)
+assert RULES[-len(LIMIT_RULES):] == LIMIT_RULES
