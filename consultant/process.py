@@ -13,7 +13,7 @@ from sqlmodel import Session
 from . import states
 from .batch import Counts, Item, Outcome, StageError, findings_json, quarantined, thread_of
 from .config import Settings
-from .db import is_sqlite
+from .db import execute_many, is_sqlite
 from .finish import Finisher, ignored
 from .logs import error, vet
 from .models import Question, QuestionCode, Reply, as_utc, utcnow
@@ -289,11 +289,8 @@ class Processor:
         if reparsed:  # a requeued question read again: its codes are the new reading's
             connection.execute(_DELETE_CODES, dict(ids=reparsed))
         codes = [row for o in done for row in o.codes or ()]
-        if codes:
-            connection.execute(_INSERT_CODE, codes)
-        replies = [o.reply for o in done if o.reply]
-        if replies:
-            connection.execute(_INSERT_REPLY, replies)
+        execute_many(connection, _INSERT_CODE, codes)
+        execute_many(connection, _INSERT_REPLY, [o.reply for o in done if o.reply])
         counts = Counts(lost_race=len(outcomes) - len(done))
         for o in done:
             setattr(counts, o.counter, getattr(counts, o.counter) + 1)
