@@ -39,12 +39,46 @@ def without_server_text(reason: str) -> str:
     return _SMTP_REPLY.sub(lambda m: f"{m[1]}{m[2] or ''} (server text not logged)", reason)
 
 
+# What every identifier that consultant.redact masks needs, in an ASCII line: one of the labels of
+# its patterns (BIRTH, LABELLED's strong labels, PHONE_LABELLED), a weak label with an ID word
+# (LABELLED), or digits around a separator (SSN, PHONE). A line with none of them is kept as it is,
+# without the patterns' scans; tests/test_log_scrub.py holds this against mask() itself.
+_LABELS = ("dob", "d.o.b", "birth", "born", "mrn", "mr#", "ssn", "ss#", "mbi", "hic", "medical", "social",
+           "ph", "tel", "fax", "cell", "mobile", "pager")
+_WEAK_LABELS = ("member", "mbr", "sub", "policy", "account", "acct", "patient", "pt", "chart", "ins", "medica",
+                "beneficiary", "health")
+_ID_WORDS = ("id", "num", "nbr", "no", "#")
+
+
+def _literals(words: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(re.escape(word) for word in words).encode())
+
+
+_LABEL_SEEN, _WEAK_SEEN, _ID_SEEN = _literals(_LABELS), _literals(_WEAK_LABELS), _literals(_ID_WORDS)
+# Lower-case letters, every digit as 0: "SSN 123-45" -> b"ssn 000-00".
+_SHAPE = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ123456789", b"abcdefghijklmnopqrstuvwxyz000000000")
+
+
+def may_hold_identifier(text: str) -> bool:
+    """False only when mask() would find nothing in text (an ASCII line without what any
+    identifier needs); True means look."""
+    if not text.isascii():  # case-insensitive matching reaches beyond lower() only outside ASCII
+        return True
+    shape = text.encode("ascii").translate(_SHAPE)
+    return (b"00-0000" in shape or b"00 0000" in shape or b"00.0000" in shape
+            or _LABEL_SEEN.search(shape) is not None
+            or (_WEAK_SEEN.search(shape) is not None and _ID_SEEN.search(shape) is not None))
+
+
 def scrub(text: str) -> str:
     """A log line fit to keep: values echoed by database errors dropped, addresses redacted,
-    patient identifiers masked."""
-    for pattern, replacement in _ECHOED:
-        text = pattern.sub(replacement, text)
-    return mask(redact(text)) or ""
+    patient identifiers masked. Each step runs only on a line that has what it looks for."""
+    if "[parameters: " in text or "DETAIL:" in text:
+        for pattern, replacement in _ECHOED:
+            text = pattern.sub(replacement, text)
+    if "@" in text:
+        text = redact(text)
+    return (mask(text) if may_hold_identifier(text) else text) or ""
 
 
 class ScrubbingFormatter(logging.Formatter):

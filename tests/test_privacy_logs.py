@@ -200,6 +200,23 @@ def test_every_line_is_scrubbed(line, kept, gone):
     assert gone is None or gone not in out
 
 
+def test_a_risky_argument_to_a_plain_worker_line_is_still_scrubbed(tmp_path, restore_logging):
+    """The worker's lines are ids and our own words, which skip the identifier patterns; the same
+    line with an identifier, an address or a number shaped like one in its arguments does not."""
+    log_file = tmp_path / "consultant.log"
+    logs.setup("INFO", str(log_file))
+    logs.vet.info("question %s drafted as %s", 4711, "answer")
+    logs.vet.info("question %s drafted as %s", 4712, "MRN 00991234")
+    logs.vet.info("question %s drafted as %s", 4713, ASKERS[0][1])
+    logs.vet.info("question %s drafted as %s %s-%s", 4714, 404, 555, 1430)
+    logs.vet.info("question %s drafted as %s", 4715, "ſsn 123456789")  # a non-ASCII look-alike label
+    lines = log_file.read_text().splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "question 4711 drafted as answer", "question 4712 drafted as MRN ********",
+        "question 4713 drafted as p***@lakeside-ortho.test", "question 4714 drafted as *** ***-****",
+        "question 4715 drafted as ſsn *********"]
+
+
 def test_the_desks_server_logs_through_the_same_scrubbing(tmp_path, restore_logging):
     import logging.config
 
