@@ -140,6 +140,9 @@ class Fetcher:
         uidvalidity = int(selected[b"UIDVALIDITY"])
         last_uid = self._checkpoint(uidvalidity)
         uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+        # Those over the size limit, asked once (sizes never change), so a batch takes one FETCH.
+        limit = self.settings.limits.max_message_bytes
+        big = set(client.search(["UID", f"{last_uid + 1}:*", "LARGER", str(limit)])) if uids else set()
         self.coming(len(uids))
         counts = counts if counts is not None else FetchCounts()
         size = max(1, self.imap.batch_size)
@@ -147,7 +150,7 @@ class Fetcher:
             if self.stop.is_set():
                 break
             batch = uids[start:start + size]
-            stored = self._batch(client, uidvalidity, batch, counts)
+            stored = self._batch(client, uidvalidity, batch, big, counts)
             self._after_fetch(client, stored)
             self.stored()
         return counts
@@ -167,13 +170,15 @@ class Fetcher:
             session.commit()
             return 0
 
-    def _batch(self, client: IMAPClient, uidvalidity: int, batch: list[int], counts: FetchCounts) -> list[int]:
-        limit = self.settings.limits.max_message_bytes
-        sizes = {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in client.fetch(batch, ["RFC822.SIZE"]).items()}
-        small = [u for u in batch if u in sizes and sizes[u] <= limit]
-        big = [u for u in batch if u in sizes and sizes[u] > limit]
-        bodies = client.fetch(small, ["BODY.PEEK[]", "INTERNALDATE"]) if small else {}
-        stubs = client.fetch(big, [STUB_FIELDS.replace(b"BODY", b"BODY.PEEK").decode(), "INTERNALDATE"]) if big else {}
+    def _batch(self, client: IMAPClient, uidvalidity: int, batch: list[int], big: set[int],
+               counts: FetchCounts) -> list[int]:
+        """Fetch a batch (whole messages; of those in `big`, over the size limit, only the header
+        fields to tell the operator about them) and store it with the checkpoint."""
+        small, large = [u for u in batch if u not in big], [u for u in batch if u in big]
+        bodies = client.fetch(small, ["BODY.PEEK[]", "INTERNALDATE", "RFC822.SIZE"]) if small else {}
+        stubs = client.fetch(large, [STUB_FIELDS.replace(b"BODY", b"BODY.PEEK").decode(), "INTERNALDATE",
+                                     "RFC822.SIZE"]) if large else {}
+        sizes = {uid: int(data.get(b"RFC822.SIZE", 0)) for fetched in (bodies, stubs) for uid, data in fetched.items()}
         fetched = []  # (uid, raw, whole, arrived)
         for uid in batch:
             if uid in bodies and b"BODY[]" in bodies[uid]:
