@@ -136,10 +136,11 @@ class _Prepared:
 
     __slots__ = ("statement", "sql", "names", "converters", "made", "positional")
 
-    def __init__(self, statement, dialect, keys: tuple[str, ...]):
+    def __init__(self, statement, dialect, keys: tuple[str, ...], returning: bool = False):
         compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
-        if compiled.post_compile_params or compiled.literal_execute_params or compiled.effective_returning:
-            raise NotImplementedError("execute_many runs plain INSERT, UPDATE and DELETE statements")
+        if compiled.post_compile_params or compiled.literal_execute_params or \
+                bool(compiled.effective_returning) != returning:
+            raise NotImplementedError("not a plain INSERT, UPDATE or DELETE (or INSERT ... RETURNING)")
         self.statement, self.sql, self.positional = statement, compiled.string, dialect.positional
         self.names = tuple(compiled.positiontup if dialect.positional else compiled.binds)
         prefetch = {column.key: column for column in compiled.insert_prefetch}
@@ -172,23 +173,55 @@ class _Prepared:
         return out
 
 
+def _prepared(connection: Connection, statement, rows: list[dict], returning: bool = False) -> "_Prepared":
+    dialect = connection.dialect
+    keys = tuple(rows[0])
+    cache_key = (id(statement), dialect.name, keys)
+    prepared = _PREPARED.get(cache_key)
+    if prepared is None or prepared.statement is not statement:
+        prepared = _Prepared(statement, dialect, keys, returning)
+        if len(_PREPARED) < 256:  # module-level statements with a handful of key sets
+            _PREPARED[cache_key] = prepared
+    return prepared
+
+
+def _driver_rows(prepared: _Prepared, rows: list[dict]) -> list:
+    try:
+        return prepared.rows(rows)
+    except Exception as exc:  # as SQLAlchemy reports a value its bind processor refuses
+        raise StatementError(f"({type(exc).__module__}.{type(exc).__name__}) {exc}", prepared.sql,
+                             None, exc) from exc
+
+
 def execute_many(connection: Connection, statement, rows: list[dict]):
     """connection.execute(statement, rows) for a plain INSERT, UPDATE or DELETE run once per row,
     with the same outcome (column defaults, bind types, errors as SQLAlchemy errors) at a fraction
     of the cost. Every row has the keys of the first; the caller commits."""
     if not rows:
         return None
-    dialect = connection.dialect
-    keys = tuple(rows[0])
-    cache_key = (id(statement), dialect.name, keys)
-    prepared = _PREPARED.get(cache_key)
-    if prepared is None or prepared.statement is not statement:
-        prepared = _Prepared(statement, dialect, keys)
-        if len(_PREPARED) < 256:  # module-level statements with a handful of key sets
-            _PREPARED[cache_key] = prepared
-    try:
-        params = prepared.rows(rows)
-    except Exception as exc:  # as SQLAlchemy reports a value its bind processor refuses
-        raise StatementError(f"({type(exc).__module__}.{type(exc).__name__}) {exc}", prepared.sql,
-                             None, exc) from exc
-    return connection.exec_driver_sql(prepared.sql, params)
+    prepared = _prepared(connection, statement, rows)
+    return connection.exec_driver_sql(prepared.sql, _driver_rows(prepared, rows))
+
+
+def insert_returning(connection: Connection, statement, rows: list[dict]) -> list[tuple]:
+    """The rows that connection.execute(statement, rows).all() returns for an INSERT ... RETURNING
+    (in no particular order). On SQLite the rows go as multi-row INSERTs built here, as SQLAlchemy
+    pages them but without its per-row work; elsewhere through SQLAlchemy."""
+    if not rows:
+        return []
+    if connection.dialect.name != "sqlite":
+        return [tuple(row) for row in connection.execute(statement, rows)]
+    prepared = _prepared(connection, statement, rows, returning=True)
+    one = "(" + ", ".join("?" * len(prepared.names)) + ")"
+    head, found, tail = prepared.sql.partition(f" VALUES {one}")
+    if not found or one in tail:
+        raise NotImplementedError(f"cannot page {prepared.sql!r}")
+    params = _driver_rows(prepared, rows)
+    page = max(1, min(connection.dialect.insertmanyvalues_page_size,
+                      connection.dialect.insertmanyvalues_max_parameters // len(prepared.names)))
+    out = []
+    for start in range(0, len(params), page):
+        chunk = params[start:start + page]
+        sql = f"{head} VALUES {', '.join([one] * len(chunk))}{tail}"
+        out += [tuple(row) for row in connection.exec_driver_sql(sql, tuple(v for row in chunk for v in row))]
+    return out

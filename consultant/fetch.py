@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from . import states
 from .config import Imap, Settings
+from .db import execute_many
 from .errors import ConfigError
 from .logs import error, log, vet
 from .mimebounds import header_block_size
@@ -222,7 +223,7 @@ class Fetcher:
             if not whole:
                 oversize.append((qid, sizes[uid]))
         if raws:
-            session.connection().execute(_INSERT_RAW, raws)
+            execute_many(session.connection(), _INSERT_RAW, raws)
         counts.stored += len(raws)
         limit = self.settings.limits.max_message_bytes
         for qid, size in oversize:

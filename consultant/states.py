@@ -9,7 +9,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from .db import execute_many
+from .db import execute_many, insert_returning
 from .models import Event, Question, utcnow
 
 
@@ -221,11 +221,10 @@ def create_many(session: Session, actor: str, rows: list[dict]) -> dict[str, int
     now = utcnow()
     values = [dict(row, status=S.RECEIVED.value, received_at=now, updated_at=now,
                    arrived_at=row.get("arrived_at") or now) for row in rows]
-    stored: dict[str, int] = {}
-    if values:
-        result = session.connection().execute(_create_statement(session), values)
-        stored.update((key, qid) for qid, key in result)
-    if stored:
-        execute_many(session.connection(), _EVENT, [dict(question_id=qid, at=now, actor=actor, action="transition", from_status=None,
-                                      to_status=S.RECEIVED.value, reason=None) for qid in stored.values()])
+    if not values:
+        return {}
+    connection = session.connection()
+    stored = {key: qid for qid, key in insert_returning(connection, _create_statement(session), values)}
+    execute_many(connection, _EVENT, [dict(question_id=qid, at=now, actor=actor, action="transition", from_status=None,
+                                           to_status=S.RECEIVED.value, reason=None) for qid in stored.values()])
     return stored

@@ -6,9 +6,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError, StatementError
+from sqlmodel import Session
 
-from consultant.db import execute_many
+from consultant.db import execute_many, insert_returning
 from consultant.models import Event, Question, Reply
+from consultant.states import _create_statement
 
 JSON_COLUMNS = ("attachments", "defects", "codes", "modifiers", "analysis")
 TIME_COLUMNS = ("received_at", "arrived_at", "updated_at", "sent_date", "claimed_until")
@@ -24,6 +26,9 @@ def random_time(rnd: random.Random) -> datetime | None:
     return value.astimezone(timezone.utc) if rnd.random() < 0.5 else value
 
 
+STRING_BITS = ["a", " ", '"', "\\", "\n", "é", "\u2028", "😀", "\x00", "<"]
+
+
 def random_json(rnd: random.Random, depth: int = 0):
     kind = rnd.randrange(8 if depth < 3 else 5)
     if kind == 0:
@@ -31,7 +36,7 @@ def random_json(rnd: random.Random, depth: int = 0):
     if kind == 1:
         return rnd.choice([0, -7, 2 ** 40, 1.5, 1e-9, float(rnd.randint(0, 9)), True, False])
     if kind in (2, 3, 4):
-        return "".join(rnd.choice(['a', ' ', '"', '\\', '\n', 'é', '\u2028', '😀', '\x00', '<']) for _ in range(rnd.randrange(6)))
+        return "".join(rnd.choice(STRING_BITS) for _ in range(rnd.randrange(6)))
     if kind in (5, 6):
         return [random_json(rnd, depth + 1) for _ in range(rnd.randrange(4))]
     return {random_json(rnd, 3) or "k": random_json(rnd, depth + 1) for _ in range(rnd.randrange(4))}
@@ -104,7 +109,8 @@ def test_column_defaults_are_filled_as_sqlalchemy_fills_them(engine):
                                  [dict(status="drafted", dedupe_key=f"<d{n}@t>") for n in range(3)]).scalars().all()
         before = datetime.now(timezone.utc)
         execute_many(connection, insert(Reply), [
-            dict(question_id=qid, kind="answer", to_addr="a@t", subject="s", text="t", html="h", message_id=f"<m{qid}@t>")
+            dict(question_id=qid, kind="answer", to_addr="a@t", subject="s", text="t", html="h",
+                 message_id=f"<m{qid}@t>")
             for qid in ids])
         execute_many(connection, insert(Event), [dict(question_id=ids[0], actor="t", action="note")])
     with engine.connect() as connection:
@@ -127,9 +133,40 @@ def test_a_value_the_column_type_refuses_is_a_sqlalchemy_error(engine, bad):
 
 def test_a_row_without_a_key_of_the_first_is_refused(engine):
     with engine.begin() as connection, pytest.raises(StatementError):
-        execute_many(connection, insert(Question), [dict(status="received", dedupe_key="<a@t>"), dict(status="received")])
+        execute_many(connection, insert(Question),
+                     [dict(status="received", dedupe_key="<a@t>"), dict(status="received")])
 
 
 def test_no_rows_run_nothing(engine):
     with engine.begin() as connection:
         assert execute_many(connection, insert(Question), []) is None
+
+
+def test_insert_returning_pages_rows_and_returns_what_sqlalchemy_returns(engine):
+    """Pages of 7 rows (so a page boundary falls inside a run of duplicates); keys stored already
+    and keys repeated within the call are left out, as ON CONFLICT DO NOTHING does."""
+    engine.dialect.insertmanyvalues_page_size = 7
+    rows = question_rows(random.Random(5), "p", 40)
+    for n in (3, 8, 9, 10, 30):
+        rows[n]["dedupe_key"] = rows[n - 1]["dedupe_key"]
+    rows = [dict(row, uid=None) for row in rows]
+    with Session(engine) as session:
+        connection = session.connection()
+        insert_returning(connection, _create_statement(session), rows[:5])
+        ours = insert_returning(connection, _create_statement(session), rows)
+        first = ours and min(qid for qid, _ in ours)
+        ours_stored = stored(connection, first)
+        session.rollback()
+    with Session(engine) as session:
+        connection = session.connection()
+        connection.execute(_create_statement(session), rows[:5]).all()
+        theirs = [tuple(r) for r in connection.execute(_create_statement(session), rows)]
+        theirs_stored = stored(connection, min(qid for qid, _ in theirs))
+    assert sorted(key for _, key in ours) == sorted(key for _, key in theirs)
+    assert len(ours) == 40 - 5 - 4 and len({qid for qid, _ in ours}) == len(ours)
+    assert ours_stored == theirs_stored
+
+
+def test_insert_returning_without_rows_returns_nothing(engine):
+    with Session(engine) as session:
+        assert insert_returning(session.connection(), _create_statement(session), []) == []
