@@ -1,7 +1,8 @@
 """Where a profiled worker run spends its wall time, by pipeline stage and by function.
 
 Reads the collapsed stacks that `bench/ingest.py --profile FILE` writes (py-spy's raw format, idle
-samples included, so waiting on Dovecot or the database counts). Each sample goes to the deepest
+samples included, so waiting on Dovecot or the database counts; the worker's thread that reads what
+its extra processes send is left out). Each sample goes to the deepest
 stage marker on its stack: a commit inside a state change counts as a commit, a log line written
 while drafting counts as logging.
 
@@ -70,12 +71,18 @@ def stage_of(stack: list[tuple[str, str]]) -> str:
     return stage
 
 
+# Threads that only wait beside the worker (the one reading an extra process's pipe): left out.
+BESIDE = (("consultant/pool.py", "_receive"),)
+
+
 def read(path: Path) -> list[tuple[list[tuple[str, str]], int]]:
     samples = []
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if stack and count.isdigit():
-            samples.append((frames(stack), int(count)))
+            parsed = frames(stack)
+            if not any(file.endswith(suffix) and func.endswith(name) for func, file in parsed for suffix, name in BESIDE):
+                samples.append((parsed, int(count)))
     return samples
 
 
