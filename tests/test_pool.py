@@ -2,12 +2,13 @@
 or answered twice when one of them dies mid-batch."""
 import os
 import signal
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from consultant import operator, pool
-from consultant.models import Question, Reply
+from consultant.models import Question, Reply, utcnow
 from consultant.process import Processor
 from support import make_settings, question_bytes
 
@@ -78,3 +79,42 @@ def test_a_drafting_process_that_dies_loses_nothing_and_answers_nothing_twice(en
                                   .where(Reply.question_id.in_(ids))).one()
     assert dict(statuses) == {"drafted": N}  # the dead process's questions were tried again
     assert tuple(replies) == (N, N)
+
+
+def verdicts(engine, ids) -> list[tuple]:
+    with Session(engine) as session:
+        rows = {q.id: q for q in session.execute(select(Question).where(Question.id.in_(ids))).scalars()}
+        answered = set(session.execute(select(Reply.question_id).where(Reply.question_id.in_(ids))).scalars())
+    return [(rows[i].status, rows[i].stage, rows[i].from_addr, i in answered) for i in ids]
+
+
+def test_rate_limits_are_asked_in_order_after_drafting_and_a_held_question_keeps_no_draft(engine, db_url):
+    """The screen's rules that read the message run where the drafting runs (an extra process too);
+    the rate limits are asked in the worker, in id order, once the batch is back."""
+    def flood(prefix: str) -> list[int]:
+        with Session(engine) as session:  # one sender, then everyone else: both limits in one batch
+            ids = [operator.inject(session, question_bytes(n, sender=f"{prefix}-one@clinic.test" if n < 60 else
+                                                           f"{prefix}{n}@clinic.test")
+                                   .replace(b"<q", f"<{prefix}".encode()), "test", "t.eml") for n in range(N)]
+            session.commit()
+        return ids
+
+    limits = {"max_per_sender_per_hour": 25, "max_per_hour": 70}
+    alone = flood("al")
+    with run(engine, make_settings(db_url, worker={"processes": 0}, screen=limits)):
+        pass
+    with Session(engine) as session:  # out of the next flood's hour, so it is counted afresh
+        session.execute(update(Question).where(Question.id.in_(alone))
+                        .values(arrived_at=utcnow() - timedelta(hours=2)))
+        session.commit()
+    shared = flood("sh")
+    with run(engine, make_settings(db_url, worker={"processes": 1}, screen=limits), warm=True) as processor:
+        assert processor.pool.shared > 0
+    mine, theirs = verdicts(engine, alone), verdicts(engine, shared)
+    assert [v[0] for v in mine[:25]] == ["drafted"] * 25 and all(v[3] for v in mine[:25])
+    assert [v[:2] for v in mine[25:60]] == [("ignored", "screen")] * 35  # the one sender's flood
+    assert not any(v[3] for v in mine[25:60])  # no draft kept for them
+    assert [v[0] for v in mine[60:105]] == ["drafted"] * 45  # 25 + 45 = the global limit of 70
+    assert [v[:2] for v in mine[105:]] == [("quarantined", "screen")] * (N - 105)
+    assert all(v[2] and v[2].startswith("al") for v in mine[105:])  # held with its sender, for the operator
+    assert [v[:2] + (v[3],) for v in mine] == [v[:2] + (v[3],) for v in theirs]
