@@ -34,7 +34,7 @@ from .logs import error
 
 CHUNK = 20  # questions sent at a time
 MIN_SHARED = 2 * CHUNK  # fewer screened questions than this stay in the worker
-IN_FLIGHT = 10  # chunks a process holds at once (a default batch): one to work on, the rest waiting
+IN_FLIGHT = 4  # chunks a process holds at once: one to work on, the rest waiting (few: the worker takes the others)
 MAX_PROCESSES = 4
 RAW_CHUNK_BYTES = 8 * 1024 * 1024  # mail read at once: a chunk of big messages holds fewer
 GONE = object()  # what a helper's reading thread reports when its process has ended
