@@ -13,7 +13,10 @@ pending, marked handed just before the message data goes to the server (after MA
 delivered once the server accepted it (before the database hears of it), so after a crash a reply
 that never reached the server is sent again and one that may have is never resent blindly (see
 sweep.reconcile; a claimed reply never tried has no copy, or a pending one, and is sent again).
-Without it, sending is at-least-once with the same Message-ID.
+The folder's steps run in a thread of their own, in that order (see sentcopy): the next reply's
+copy is put there while the server takes in the current one's data, and the delivered mark is
+waited for only when the reply is recorded. Without it, sending is at-least-once with the same
+Message-ID.
 """
 from __future__ import annotations
 
@@ -23,11 +26,11 @@ import smtplib
 import socket
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 from select import POLLIN, poll
 
-from imapclient.exceptions import IMAPClientError
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection as DbConnection
 from sqlalchemy.engine import Engine
@@ -37,11 +40,11 @@ from . import outbox, states
 from .config import Settings, Smtp
 from .fetch import IMAP_OUTAGES
 from .fetch import connect as connect_imap
-from .fetch import disconnect
-from .logs import error, redact, vet, without_server_text
+from .logs import redact, vet, without_server_text
 from .mailout import SMTP_OUTAGES, SentFolder, build, connect_smtp, flatten, transmit
 from .models import Question, Reply, as_utc, utcnow
 from .outbox import Claimed
+from .sentcopy import SentCopies
 from .servicelog import Watch
 from .states import Status
 
@@ -167,11 +170,11 @@ class Sender:
             ids = self.due(session)
         if not ids:
             return counts
-        sent_folder = None
+        copies = None
         if self.settings.smtp.sent_folder:
             try:
                 imap = connect_imap(self.settings.imap)
-                sent_folder = SentFolder(imap, self.settings.smtp.sent_folder)
+                copies = SentCopies(SentFolder(imap, self.settings.smtp.sent_folder))
                 self.imap_outage.ok()
             except IMAP_OUTAGES as exc:
                 self.imap_outage.failed(exc)  # without the folder we cannot promise exactly-once
@@ -187,11 +190,11 @@ class Sender:
             with self.engine.connect() as conn:
                 batch = outbox.claim(conn, ids, self.owner, self.settings.send.lease)
                 counts.skipped += len(ids) - len(batch)
-                _Batch(self, conn, smtp, sent_folder, batch, counts).run()
+                _Batch(self, conn, smtp, copies, batch, counts).run()
         finally:
             smtp.close(quit=True)
-            if sent_folder is not None:
-                disconnect(sent_folder.client)
+            if copies is not None:
+                copies.close()
         return counts
 
     def _sent(self, conn: DbConnection, reply: Claimed, counts: SendCounts) -> None:
@@ -240,22 +243,37 @@ class Sender:
 
 class _Batch:
     """One claimed batch going out, reply after reply. Work is done while a server answers: the
-    next reply's message is built while the SMTP server takes in the current one's data, and a
-    reply the server took is recorded as sent while it answers the next reply's MAIL (before
-    anything else is written, and before that reply can go anywhere: as soon as without it)."""
+    next reply's message is built (and its Sent-folder copy put there) while the SMTP server takes
+    in the current one's data, and a reply the server took is recorded as sent while it answers
+    the next reply's MAIL (before anything else is written, and before that reply can go anywhere:
+    as soon as without it). The Sent folder's steps run in their own thread (see sentcopy)."""
 
-    def __init__(self, sender: Sender, conn: DbConnection, smtp: Connection, sent_folder: SentFolder | None,
+    def __init__(self, sender: Sender, conn: DbConnection, smtp: Connection, copies: SentCopies | None,
                  replies: list[Claimed], counts: SendCounts):
-        self.sender, self.conn, self.smtp, self.sent_folder = sender, conn, smtp, sent_folder
+        self.sender, self.conn, self.smtp, self.copies = sender, conn, smtp, copies
         self.replies, self.counts = replies, counts
         self.built: dict[int, tuple[bytes, None] | tuple[None, Exception]] = {}
         self.renewed = time.monotonic()
         self.unrecorded: Claimed | None = None  # the server took it; not yet recorded as sent
+        self.delivered: Future | None = None  # its copy being marked delivered
 
     def _record(self) -> None:
         if self.unrecorded is not None:
             reply, self.unrecorded = self.unrecorded, None
+            delivered, self.delivered = self.delivered, None
+            if delivered is not None:  # the folder hears of it before the database does
+                try:
+                    delivered.result()
+                except IMAP_OUTAGES as exc:  # sent, but the folder does not know: the database does
+                    self.sender.imap_outage.failed(exc)
             self.sender._sent(self.conn, reply, self.counts)
+
+    def _unclaim(self, replies: list[Claimed], why: str) -> None:
+        """Give back replies not tried (their copies put ahead removed): after recording what went."""
+        self._record()
+        if self.copies is not None:
+            self.copies.discard([r.id for r in replies])
+        outbox.unclaim(self.conn, replies, self.sender.owner, why)
 
     def run(self) -> None:
         try:
@@ -272,11 +290,11 @@ class _Batch:
             if sender.stop.is_set() or time.monotonic() - self.renewed > sender.settings.send.lease / 10:
                 self._record()
             if sender.stop.is_set():
-                outbox.unclaim(self.conn, waiting, sender.owner, "stopped before this reply was sent; will try again")
+                self._unclaim(waiting, "stopped before this reply was sent; will try again")
                 return
             if time.monotonic() - self.renewed > sender.settings.send.lease / 10:
                 # Each reply starts with most of a lease left. One that ran out while we stalled is
-                # no longer ours: the sweep settles it, we leave it be.
+                # no longer ours: the sweep settles it (a copy put ahead included), we leave it be.
                 ours = outbox.renew(self.conn, waiting, sender.owner, sender.settings.send.lease)
                 self.renewed = time.monotonic()
                 self.counts.skipped += len(waiting) - len(ours)
@@ -286,47 +304,38 @@ class _Batch:
                 client = self.smtp.ready()
             except (*SMTP_OUTAGES, smtplib.SMTPException) as exc:
                 sender.smtp_outage.failed(exc)  # cannot connect: an outage, nobody's attempt
-                self._record()
-                outbox.unclaim(self.conn, waiting, sender.owner, "server unreachable; will try again")
+                self._unclaim(waiting, "server unreachable; will try again")
                 return
             if not self._send(client, reply, waiting[1] if len(waiting) > 1 else None):
-                outbox.unclaim(self.conn, waiting[1:], sender.owner, "server unreachable; will try again")
+                self._unclaim(waiting[1:], "server unreachable; will try again")
                 return  # the Sent folder is gone: the rest waits for the next run
             waiting.pop(0)
 
     def _build(self, reply: Claimed | None) -> None:
-        """Build a reply's message ahead; a failure is kept for when its turn comes."""
+        """Build a reply's message ahead (a failure is kept for when its turn comes) and, with a
+        Sent folder, have its pending copy put there."""
         if reply is not None and reply.id not in self.built:
             try:
                 self.built[reply.id] = (flatten(build(reply, self.sender.settings)), None)
             except Exception as exc:
                 self.built[reply.id] = (None, exc)
+        if reply is not None and self.copies is not None and self.built[reply.id][0] is not None:
+            self.copies.put(reply.id, self.built[reply.id][0], reply.message_id)
 
     def _send(self, smtp: smtplib.SMTP, reply: Claimed, nxt: Claimed | None) -> bool:
         """Send one reply; return False when the Sent folder is lost."""
-        sender, conn, counts, sent_folder = self.sender, self.conn, self.counts, self.sent_folder
+        sender, conn, counts, copies = self.sender, self.conn, self.counts, self.copies
         self._build(reply)
         data, problem = self.built.pop(reply.id)
         if problem is not None:  # a reply we cannot turn into mail: a person must look
             self._record()
             sender._failed(conn, reply, f"cannot build the message: {problem}", counts)
             return True
-        copy_uid = None
-        if sent_folder is not None:
-            try:
-                copy_uid = sent_folder.put_pending(data, reply.message_id)
-                if copy_uid is None:  # a copy we cannot flag could not tell how far the reply got
-                    raise IMAPClientError("the copy just put in the Sent folder cannot be found")
-            except IMAP_OUTAGES as exc:
-                sender.imap_outage.failed(exc)
-                self._record()
-                outbox.unclaim(conn, [reply], sender.owner, "server unreachable; will try again")
-                return False
 
         def handed() -> None:  # after MAIL and RCPT, before the data: from here the server may have it
-            if sent_folder is not None:
+            if copies is not None:
                 try:
-                    sent_folder.mark_handed(copy_uid)
+                    copies.hand(reply.id).result()
                 except IMAP_OUTAGES as exc:
                     raise _FolderLost() from exc
         try:
@@ -335,13 +344,13 @@ class _Batch:
         except _FolderLost as lost:  # nothing was handed to the SMTP server
             self._record()
             sender.imap_outage.failed(lost.__cause__)
-            self._discard(copy_uid)
-            outbox.unclaim(conn, [reply], sender.owner, "server unreachable; will try again")
+            self._unclaim([reply], "server unreachable; will try again")
             return False
         except (smtplib.SMTPException, *SMTP_OUTAGES) as exc:
             self._record()
             code, words = _smtp_code(exc)
-            self._discard(copy_uid)
+            if copies is not None:
+                copies.discard([reply.id])
             if (code is not None and 500 <= code < 600) or isinstance(exc, smtplib.SMTPNotSupportedError):
                 sender._failed(conn, reply, f"SMTP {code or 'error'}: {words}", counts)
                 return True
@@ -356,17 +365,7 @@ class _Batch:
             sender._retry(conn, reply, why, counts)
             return True
         self.smtp.used = time.monotonic()
-        if sent_folder is not None and copy_uid is not None:
-            try:
-                sent_folder.mark_delivered(copy_uid)
-            except IMAP_OUTAGES as exc:  # sent, but the folder does not know: the DB does
-                sender.imap_outage.failed(exc)
+        if copies is not None:
+            self.delivered = copies.deliver(reply.id)
         self.unrecorded = reply
         return True
-
-    def _discard(self, uid: int | None) -> None:
-        if self.sent_folder is not None and uid is not None:
-            try:
-                self.sent_folder.discard(uid)
-            except Exception as exc:
-                error.warning("could not remove the unsent copy %s from the Sent folder: %s", uid, exc)

@@ -17,7 +17,14 @@ from consultant.models import Event, Reply, utcnow
 from consultant.send import Connection, Sender
 from consultant.sweep import Sweeper
 from support import make_settings, smtp_section
-from test_send import Crash, approved, expire_leases, out_settings, sent_settings, state  # noqa: F401 (fixtures)
+from test_send import (  # noqa: F401 (fixtures)
+    Crash,
+    approved,
+    expire_leases,
+    out_settings,
+    sent_settings,
+    state,
+)
 
 
 @pytest.fixture
@@ -97,6 +104,36 @@ def test_a_stop_mid_batch_lets_the_reply_going_out_finish_and_gives_the_untried_
     assert [(r.send_attempts, r.lease_owner, r.lease_until) for r in replies_of(engine, ids)[2:]] == [(0, None, None)] * 2
     assert Sender(engine, out_settings).run_once().sent == 2
     assert sorted(m.message["Message-ID"] for m in smtp.wait_for(4)) == sorted(r.message_id for r in replies_of(engine, ids))
+
+
+def sent_folder_bodies(imap_user) -> dict[bytes, tuple[bytes, tuple]]:
+    """Message-ID -> (the copy's bytes, its flags), for every copy in the Sent folder not deleted."""
+    with IMAPClient(imap_user.host, imap_user.port, ssl=False) as client:
+        client.login(imap_user.username, imap_user.password)
+        client.select_folder("Sent", readonly=True)
+        found = client.fetch(client.search(["NOT", "DELETED"]), ["BODY.PEEK[]", "FLAGS"])
+    ids = [next(line.split(b":", 1)[1].strip() for line in item[b"BODY[]"].split(b"\r\n")
+                if line.lower().startswith(b"message-id:")) for item in found.values()]
+    assert len(ids) == len(set(ids)), f"a reply has more than one copy: {ids}"
+    return {mid: (item[b"BODY[]"], item[b"FLAGS"]) for mid, item in zip(ids, found.values())}
+
+
+def test_with_a_sent_folder_a_stop_mid_batch_leaves_one_exact_copy_per_reply_sent_and_none_of_the_rest(
+        engine, sent_settings, smtp, imap_user, between_replies):
+    ids = [approved(engine, sent_settings, n) for n in range(4)]
+    sender = Sender(engine, sent_settings)
+    between_replies(lambda n: sender.stop.set())  # the third reply's copy is already put there by then
+    assert sender.run_once().sent == 2
+    assert [state(engine, qid)[0] for qid in ids] == ["sent", "sent", "approved", "approved"]
+    copies = sent_folder_bodies(imap_user)
+    received = {m.message["Message-ID"].encode(): m.raw for m in smtp.wait_for(2)}
+    assert set(copies) == set(received)
+    assert Sender(engine, sent_settings).run_once().sent == 2
+    copies = sent_folder_bodies(imap_user)
+    received = {m.message["Message-ID"].encode(): m.raw for m in smtp.wait_for(4)}
+    assert set(copies) == set(received) and len(received) == 4
+    for mid, (body, flags) in copies.items():  # the bytes that went out, CRLF and all
+        assert body == received[mid] and b"$CCSent" in flags and b"$CCPending" not in flags
 
 
 def test_a_connection_the_server_closed_between_replies_is_replaced_and_costs_nothing(
