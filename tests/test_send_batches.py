@@ -247,3 +247,48 @@ def test_a_copy_the_folder_view_does_not_hold_yet_is_still_marked_and_an_unknown
     finally:
         ours.logout()
         other.logout()
+
+
+def test_a_sent_folder_lost_once_a_reply_went_out_sends_nothing_twice_and_is_logged_once(
+        engine, sent_settings, smtp, imap_user, monkeypatch, caplog):
+    ids = [approved(engine, sent_settings, n) for n in range(2)]
+    real, calls = SentFolder.mark_delivered, []
+
+    def first_fails(self, uid):
+        calls.append(uid)
+        if len(calls) == 1:
+            raise OSError("gone")
+        real(self, uid)
+    monkeypatch.setattr(SentFolder, "mark_delivered", first_fails)
+    sender = Sender(engine, sent_settings)
+    with caplog.at_level("WARNING", logger="consultant"):
+        assert sender.run_once().sent == 2  # the database knows the first was sent
+    assert len([r for r in caplog.records if "Sent folder" in r.getMessage()]) == 1
+    assert [state(engine, qid)[0] for qid in ids] == ["sent", "sent"]
+    expire_leases(engine)
+    assert Sweeper(engine, sent_settings).run_once().unknown == 0
+    assert Sender(engine, sent_settings).run_once().sent == 0 and len(smtp.wait_for(2)) == 2
+    flags = [f for _, f in sent_folder_bodies(imap_user).values()]
+    assert sorted(b"$CCSent" in f for f in flags) == [False, True]  # the first copy stays handed
+
+
+def test_a_copy_put_ahead_that_fails_gives_its_reply_back_untried_and_uncounted(
+        engine, sent_settings, smtp, imap_user, monkeypatch):
+    ids = [approved(engine, sent_settings, n) for n in range(3)]
+    real, calls = SentFolder.put_pending, []
+
+    def second_fails(self, data, message_id):  # the second is put while the first goes out
+        calls.append(message_id)
+        if len(calls) == 2:
+            raise OSError("gone")
+        return real(self, data, message_id)
+    monkeypatch.setattr(SentFolder, "put_pending", second_fails)
+    sender = Sender(engine, sent_settings)
+    assert sender.run_once().sent == 1 and sender.imap_outage.down
+    assert [state(engine, qid)[0] for qid in ids] == ["sent", "approved", "approved"]
+    assert [r.send_attempts for r in replies_of(engine, ids)] == [1, 0, 0]
+    assert len(smtp.wait_for(1)) == 1 and len(sent_folder_bodies(imap_user)) == 1
+    monkeypatch.undo()
+    assert Sender(engine, sent_settings).run_once().sent == 2
+    received = {m.message["Message-ID"].encode() for m in smtp.wait_for(3)}
+    assert len(smtp.messages) == 3 and set(sent_folder_bodies(imap_user)) == received
