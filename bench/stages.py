@@ -2,7 +2,7 @@
 
 Reads the collapsed stacks that `bench/ingest.py --profile FILE` writes (py-spy's raw format, idle
 samples included, so waiting on Dovecot or the database counts; the worker's thread that reads what
-its extra processes send is left out). Each sample goes to the deepest
+its extra processes send, and the one checkpointing SQLite's WAL, are left out). Each sample goes to the deepest
 stage marker on its stack: a commit inside a state change counts as a commit, a log line written
 while drafting counts as logging.
 
@@ -71,8 +71,9 @@ def stage_of(stack: list[tuple[str, str]]) -> str:
     return stage
 
 
-# Threads that only wait beside the worker (the one reading an extra process's pipe): left out.
-BESIDE = (("consultant/pool.py", "_receive"),)
+# Threads beside the worker's own (the one reading an extra process's pipe, the one copying SQLite's
+# WAL back): left out, they mostly wait.
+BESIDE = (("consultant/pool.py", "_receive"), ("consultant/checkpoint.py", "_run"))
 
 
 def read(path: Path) -> list[tuple[list[tuple[str, str]], int]]:

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from . import states
 from .batch import Counts, Item, Outcome, StageError, findings_json, quarantined, thread_of
+from .checkpoint import Checkpointer
 from .config import Settings
 from .db import execute_many, is_sqlite
 from .finish import Finisher, ignored
@@ -70,12 +71,14 @@ class Processor:
         self._lookup_session, self.lookup = self.finisher.session, self.finisher.lookup
         # Big batches are read and drafted by extra processes too (worker.processes).
         self.pool = Pool(settings)
+        self.checkpointer = Checkpointer(engine)  # SQLite: the WAL copied back in a thread, after each write
         self._pending: Pending | None = None  # the batch being drafted, written by the next step
         self.stepped = Counts()  # what steps between runs wrote (see step)
 
     def close(self) -> None:
         self.pool.close()
         self.finisher.close()
+        self.checkpointer.close()
 
     def __enter__(self) -> "Processor":
         return self
@@ -202,6 +205,7 @@ class Processor:
         """Wait for the batch's drafts, ask the rate limits in order, and write the batch."""
         outcomes = pending.outcomes + self.pool.complete(pending.ticket, self.finisher, self.stop)
         pending.counts.add(self._write(pending.ids, self._limits(outcomes)))
+        self.checkpointer.poke()
         return pending.counts
 
     def _limits(self, outcomes: list[Outcome]) -> list[Outcome]:
