@@ -104,6 +104,7 @@ class Processor:
             total.add(counts)
             if counts.handled == 0:
                 break
+        self.checkpointer.poke()  # every poll, so what others commit here (the sender) is copied back too
         return total
 
     def step(self, counts: Counts | None = None) -> bool:
