@@ -82,10 +82,13 @@ class Finisher:
         finally:
             self.session.rollback()  # no read snapshot held while drafting
         outcomes = []
-        for item, released in chunk:
-            item.raw = raws.pop(item.id, None)
-            outcomes.append(self.screened(item, released))
-            item.raw = None
+        try:
+            for item, released in chunk:
+                item.raw = raws.pop(item.id, None)
+                outcomes.append(self.screened(item, released))
+                item.raw = None
+        finally:
+            self.session.rollback()  # the look-ups' snapshot too: none is held between chunks
         return outcomes
 
     def screened(self, item: Item, released: bool = False) -> Outcome:
