@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
-import weakref
 from dataclasses import dataclass
 
 from consultant import extract_context as ctx
-from consultant.codeindex import CPT, HCPCS, ICD10CM, CodeIndex, dot_icd
+from consultant import extract_tokens as tokens
+from consultant.codeindex import ICD10CM, CodeIndex
+from consultant.extract_tokens import MEMO_SIZE, MISSING, TAIL_FIRST, classify, memo_for, number, read, shape
 
 # A wider "range" is more likely two unrelated codes joined by a dash than a family of codes.
 MAX_RANGE = 200
@@ -14,8 +15,6 @@ MAX_RANGE = 200
 MAX_TAIL_STEPS = 16
 
 _ODD_SPACES = ("\u00a0", "\u2007", "\u202f")
-# The characters a TAIL match can start with: after any other character a code has no tail.
-_TAIL_FIRST = frozenset(" \txX×(,-–—/&+TtWwMmAaPp0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 @dataclass(slots=True)
@@ -28,6 +27,7 @@ class FoundCode:
     known: bool  # index.has(system, code)
     spans: list[tuple[int, int]]  # each mention in the new text; empty when only quoted
     from_range: str | None = None  # "62302-62305" when the code came from expanding a range
+
 
 
 @dataclass
@@ -48,9 +48,9 @@ def find_codes(text: str, index: CodeIndex, quoted_text: str = "") -> Findings:
     Codes come first from the new text in order of appearance, then the quoted-only ones. A code in
     both is asked, and its modifiers and units come from the new text only.
     """
-    ref, memo = _memo  # one read, so two threads never mix one index's answers with another's
+    ref, memo = tokens.MEMO  # one read, so two threads never mix one index's answers with another's
     if ref is None or ref() is not index:
-        memo = _memo_for(index)
+        memo = memo_for(index)
     asked = _Scan(index, False, memo)
     asked.run(text or "")
     found = asked.codes
@@ -65,53 +65,10 @@ def find_codes(text: str, index: CodeIndex, quoted_text: str = "") -> Findings:
     return Findings(codes, [mod for mod in asked.mentioned if mod not in attached])
 
 
-# What a token reads as, per code index: {token: (code, system, known, key) or None}, one dict for
-# tokens after a diagnosis label and one for the others. A token's shape fixes how the scan reads it
-# (five digits, four digits and F/T, a letter and more, with or without a dot), so the token alone
-# is the key. Only one index is remembered (the worker has one at a time; a new release makes a new
-# index) and each dict is emptied when it grows past _MEMO_SIZE, so hostile text cannot bloat it.
-_MEMO_SIZE = 4096
-_memo: tuple[weakref.ref | None, tuple[dict, dict]] = (None, ({}, {}))
-
-
-def _memo_for(index: CodeIndex) -> tuple[dict, dict]:
-    """Fresh memo dicts for a new index."""
-    global _memo
-    memo: tuple[dict, dict] = ({}, {})
-    _memo = (weakref.ref(index), memo)
-    return memo
-
-
-def _shape(code: str) -> str:
-    """'5' for five digits, 'F'/'T' for Category II/III, else the HCPCS letter: a range keeps one."""
-    if code[0].isdigit():
-        return "5" if code[4].isdigit() else code[4]
-    return code[0]
-
-
-def _number(code: str) -> int:
-    return int(code[1:] if code[0].isalpha() else code if code[4].isdigit() else code[:4])
-
-
-# What each MASTER group name means; None for the traps (phones, dates, times, ZIP+4, amounts).
-_KIND = {name: (None if kind in ctx.TRAPS else kind) for name, kind in ctx.KINDS.items()}
-_MISSING = object()
-_HOT: tuple = ()
-
-
-def _hot() -> tuple:
-    """What _Scan.run reads on every call, in one tuple; made on the first call, which compiles
-    the patterns (extract_context leaves them to their first use)."""
-    global _HOT
-    _HOT = (ctx.MASTER.scanner, _KIND, ctx.LEFT_AT, ctx.LEFT_AFTER_BLANKS, ctx.LEFT_WORDS, ctx.LEFT_CONTEXT.match,
-            ctx.LEFT_WINDOW, _TAIL_FIRST, ctx.TAIL.match)
-    return _HOT
-
-
 class _Scan:
     """One pass over one text, gathering one FoundCode per code and the modifiers mentioned."""
 
-    __slots__ = ("index", "quoted", "memo", "codes", "mentioned", "_units_given")
+    __slots__ = ("_units_given", "codes", "index", "memo", "mentioned", "quoted")
 
     def __init__(self, index: CodeIndex, quoted: bool, memo: tuple[dict, dict]):
         self.index = index
@@ -131,142 +88,123 @@ class _Scan:
         # The loop reads each candidate the master pattern finds. The common case (a code with
         # nothing before or after it that matters) is handled inline, with locals only; the rest
         # goes to methods. Every step keeps the order of the checks of the plain reading.
-        scanner, kinds, left_at, after_blanks, left_words, left_context, window, tail_first, tail = _HOT or _hot()
+        (scanner, kinds, left_at, after_blanks, left_words, left_context, window, tail_first, tail,
+         words, cpt_modifiers, id_rest, list_sep) = tokens.HOT or tokens.hot()
         plain_memo, diag_memo = self.memo
-        codes, quoted, units_given = self.codes, self.quoted, self._units_given
+        codes, quoted = self.codes, self.quoted
         size = len(text)
         backwards = None  # the text reversed, made when LEFT_CONTEXT first has to run
-        # The scanner goes on where its last match ended, as search(text, end) would; where the
-        # scan skips further (a tail, an identifier), a new one starts there.
-        find = scanner(text).search
-        pos = found_end = 0
+        urls = None  # whether the text has anything of a URL or e-mail address, when first asked
+        pos = 0
         diag_end = -1  # where the last diagnosis-labelled code ended, for "Dx: M54.16, G89.29"
+        # A scanner goes on where its last match ended; where the scan skips further (a tail, an
+        # identifier) a new one starts there, as search(text, pos) would (the skipped text mostly
+        # holds a candidate, "-59", that the old scanner would match for nothing).
         while True:
-            if pos != found_end:
-                find = scanner(text, pos).search
-            m = find()
-            if m is None:
-                return
-            kind = kinds[m.lastgroup]
-            start, pos = found_end = m.span()
-            if kind is None:
-                continue
-            if kind == "icdd" or kind == "lett":
-                start -= 1  # the match begins at the digit after the code's letter
-            elif kind == "num2" and m.group() not in ctx.CPT_MODIFIERS:
-                continue
-            # What stands just before the candidate (label, "Dx", state, "$"...), read backwards.
-            left = how = char = None
-            if start:
-                char = text[start - 1]
-                if char == " " or char == "\t":
-                    # Mostly an ordinary word stands in front ("bill 62303"): then no need.
-                    before = text[start - 24 if start > 24 else 0:start].rstrip(" \t")
-                    word = before[before.rfind(" ") + 1:].lower()  # lower() first: "İ" -> "i̇"
-                    if word.isalnum() and word not in left_words:
-                        pattern = None
-                    else:  # the branches that can match after the blanks, or all of them
-                        pattern = after_blanks.get(before[-1]) if before else left_context
-                else:  # the branches that can start with this character ("\n", "(": none)
-                    pattern = left_at.get(char)
-                if pattern is not None:
-                    if backwards is None:
-                        backwards = text[::-1]
-                    left = pattern(backwards, size - start, size - start + window)
-                    if left is not None:
-                        how = left.lastgroup
-            if kind == "num2" or kind == "upmod":
-                pos = self._modifier_mention(text, kind, start, pos, how)
-                continue
-            if how is not None:
-                if how == "currency" or how == "label" or how == "hash":
-                    pos = ctx.ID_REST.match(text, pos).end()  # all of "claim #62303-01"
+            for m in iter(scanner(text, pos).search, None):
+                start, end = m.span()
+                pos = end
+                kind = kinds[m.lastindex]
+                if kind is None:
                     continue
-                # The state starts where the match ends in the reversed text.
-                if how == "state" and ctx.is_zip(text, size - left.end(), text[start:pos]):
+                if kind == "icdd" or kind == "lett":
+                    start -= 1  # the match begins at the digit after the code's letter
+                elif kind == "num2" and text[start:pos] not in cpt_modifiers:
                     continue
-            if char is not None and char not in " \n\t" and ctx.in_url_or_email(text, start):
-                pos = ctx.ID_REST.match(text, pos).end()
-                continue
-            diag = how == "dx" or (diag_end >= 0 and ctx.LIST_SEP.match(text, diag_end).end() == start)
-            token = text[start:pos]
-            memo = diag_memo if diag else plain_memo
-            found = memo.get(token, _MISSING)
-            if found is _MISSING:
-                found = self._read(kind, token, diag, memo)
-            if found is None:
-                continue
-            if found[1] == ICD10CM:
-                units = None
-                diag_end = pos if diag else -1
-            else:
-                diag_end = -1
-                units = (int(left["units"][::-1]) or None) if how == "units" else None
-                after = text[pos:pos + 1]
-                if after == " ":
-                    after = text[pos + 1:pos + 2]  # after one space, what TAIL would look at
-                if after in tail_first:
-                    t = tail(text, pos)
-                    if t is not None:
-                        pos = self._code_with_tail(text, found, start, pos, units, t)
+                # What stands just before the candidate (label, "Dx", state, "$"...), read backwards.
+                left = how = char = None
+                if start:
+                    char = text[start - 1]
+                    if char == " " or char == "\t":
+                        # Mostly an ordinary word stands in front ("bill 62303"): then no need.
+                        lo = start - 24 if start > 24 else 0
+                        if start > 1 and text[start - 2] not in " \t":  # one blank: the word ends there
+                            space = text.rfind(" ", lo, start - 1)
+                            word = text[space + 1 if space >= 0 else lo:start - 1]
+                        else:
+                            before = text[lo:start].rstrip(" \t")
+                            word = before[before.rfind(" ") + 1:]
+                        if not word:  # only blanks in the window
+                            pattern = left_context
+                        else:
+                            may = words.get(word)
+                            if may is None:
+                                low = word.lower()  # lower() first: "İ" -> "i̇"
+                                may = not low.isalnum() or low in left_words
+                                if len(words) >= MEMO_SIZE:
+                                    words.clear()
+                                words[word] = may
+                            # the branches that can match after the blanks
+                            pattern = after_blanks.get(word[-1]) if may else None
+                    else:  # the branches that can start with this character ("\n", "(": none)
+                        pattern = left_at.get(char)
+                    if pattern is not None:
+                        if backwards is None:
+                            backwards = text[::-1]
+                        left = pattern(backwards, size - start, size - start + window)
+                        if left is not None:
+                            how = left.lastgroup
+                if kind == "num2" or kind == "upmod":
+                    pos = self._modifier_mention(text, kind, start, pos, how)
+                    if pos == end:
                         continue
-            # A code with nothing attached: what _add does, inline.
-            key = found[3]
-            entry = codes.get(key)
-            if entry is None:
-                codes[key] = entry = FoundCode(found[0], found[1], quoted, [], 1, found[2],
-                                               [] if quoted else [(start, pos)], None)
+                    break
+                if how is not None:
+                    if how == "currency" or how == "label" or how == "hash":
+                        pos = id_rest(text, pos).end()  # all of "claim #62303-01"
+                        if pos == end:
+                            continue
+                        break
+                    # The state starts where the match ends in the reversed text.
+                    if how == "state" and ctx.is_zip(text, size - left.end(), text[start:pos]):
+                        continue
+                if char is not None and char != " " and char != "\n" and char != "\t":
+                    if urls is None:  # in_url_or_email looks for these in a part of the text
+                        urls = "@" in text or "://" in text or "www." in text.lower()
+                    if urls and ctx.in_url_or_email(text, start):
+                        pos = id_rest(text, pos).end()
+                        if pos == end:
+                            continue
+                        break
+                diag = how == "dx" or (diag_end >= 0 and list_sep(text, diag_end).end() == start)
+                token = text[start:pos]
+                memo = diag_memo if diag else plain_memo
+                found = memo.get(token, MISSING)
+                if found is MISSING:
+                    found = read(self.index, kind, token, diag, memo)
+                if found is None:
+                    continue
+                if found[1] == ICD10CM:
+                    units = None
+                    diag_end = pos if diag else -1
+                else:
+                    diag_end = -1
+                    units = (int(left["units"][::-1]) or None) if how == "units" else None
+                    after = text[pos] if pos < size else ""
+                    if after == " ":  # after one space, what TAIL would look at
+                        after = text[pos + 1] if pos + 1 < size else ""
+                    if after in tail_first:
+                        t = tail(text, pos)
+                        if t is not None:
+                            pos = self._code_with_tail(text, found, start, pos, units, t)
+                            if pos == end:
+                                continue
+                            break
+                # A code with nothing attached: what _add does, inline.
+                key = found[3]
+                entry = codes.get(key)
+                if entry is None:
+                    codes[key] = entry = FoundCode(found[0], found[1], quoted, [], 1, found[2],
+                                                   [] if quoted else [(start, pos)], None)
+                else:
+                    entry.from_range = None  # also named on its own, not only through a range
+                    if not quoted:
+                        entry.spans.append((start, pos))
+                if units is not None and key not in self._units_given:
+                    entry.units = units  # the first mention that gives units decides
+                    self._units_given.add(key)
             else:
-                entry.from_range = None  # also named on its own, not only through a range
-                if not quoted:
-                    entry.spans.append((start, pos))
-            if units is not None and key not in units_given:
-                entry.units = units  # the first mention that gives units decides
-                units_given.add(key)
-
-    def _read(self, kind: str, token: str, diag: bool, memo: dict):
-        """_classify's answer with the FoundCode key appended, remembered in memo."""
-        found = self._classify(kind, token, diag)
-        if found is not None:
-            found = (*found, (found[1], found[0]))
-        if len(memo) >= _MEMO_SIZE:
-            memo.clear()
-        memo[token] = found
-        return found
-
-    def _classify(self, kind: str, token: str, diag: bool) -> tuple[str, str, bool] | None:
-        """(code, system, known) for a code-shaped token, or None when it is not taken as a code."""
-        index = self.index
-        if kind == "c5":
-            # Category I codes run from 00100 to 99607; other five-digit numbers are no codes at all.
-            return (token, CPT, index.has(CPT, token)) if "00100" <= token <= "99607" else None
-        up = token.upper()
-        if kind == "c4":
-            if up[4] == "T" and up[0] != "0":  # every Category III code starts with 0
-                return None
-            return up, CPT, index.has(CPT, up)
-        if token[0] == "v" and kind == "icdd":  # "v10.2" is a version, not external cause V10.2
-            return None
-        dotted = index.icd(up)
-        if kind == "icdd":  # written with its dot: a code even when unknown
-            return dotted or up, ICD10CM, dotted is not None
-        if len(up) == 5 and up[1:].isdigit():
-            # Letter + 4 digits is HCPCS or undotted ICD-10-CM ("A0471"): a diagnosis label decides,
-            # then a known HCPCS code, then a known ICD code, then an unknown HCPCS code.
-            hcpcs_shaped = up[0] in ctx.HCPCS_LETTERS
-            if diag:
-                return dotted or dot_icd(up), ICD10CM, dotted is not None
-            if hcpcs_shaped and index.has(HCPCS, up):
-                return up, HCPCS, True
-            if dotted:
-                return dotted, ICD10CM, True
-            return (up, HCPCS, False) if hcpcs_shaped else None
-        if up in ctx.LOOKALIKES:
-            return (dotted, ICD10CM, True) if diag and dotted else None
-        if dotted:
-            return dotted, ICD10CM, True
-        # Undotted unknown ICD-shaped tokens are mostly not codes ("R2D2"); after "Dx" they are.
-        return (dot_icd(up), ICD10CM, False) if diag else None
+                return
 
     def _code_with_tail(self, text: str, found: tuple, start: int, pos: int, pre_units: int | None,
                         t: re.Match) -> int:
@@ -278,18 +216,20 @@ class _Scan:
         label = None
         mods: list[str] = []
         units = None
+        size = len(text)
+        tail, kinds, modifier_ok = ctx.TAIL.match, ctx.TAIL_KINDS, ctx.modifier_ok
         for step in range(MAX_TAIL_STEPS):
             if step:
-                char = text[pos:pos + 1]
-                if char == " ":
-                    char = text[pos + 1:pos + 2]  # after one space, what the pattern would look at
-                if char not in _TAIL_FIRST:
+                char = text[pos] if pos < size else ""
+                if char == " ":  # after one space, what the pattern would look at
+                    char = text[pos + 1] if pos + 1 < size else ""
+                if char not in TAIL_FIRST:
                     break  # cheaper than a TAIL match that cannot succeed
-                t = ctx.TAIL.match(text, pos)
+                t = tail(text, pos)
                 if t is None:
                     break
             name = t.lastgroup
-            what = ctx.TAIL_KINDS[name]
+            what = kinds[name]
             if what == "range":
                 expanded = self._range(text, found, (start, pos), t, name) if step == 0 else None
                 if expanded is None:
@@ -301,13 +241,13 @@ class _Scan:
                     break
                 units = value
             elif what == "mods":
-                listed = [ctx.modifier_ok(tok, strict=False) for tok in ctx.MOD_IN_LIST.findall(t[name])]
+                listed = [modifier_ok(tok, False) for tok in ctx.MOD_IN_LIST.findall(t[name])]
                 listed = [mod for mod in listed if mod]
                 if not listed:
                     break
                 mods.extend(listed)
             elif what == "joined":
-                mod = ctx.modifier_ok(t[name], strict=True)
+                mod = modifier_ok(t[name], True)
                 if mod is not None:
                     self.mentioned.setdefault(mod)
                     pos = t.end()
@@ -316,7 +256,7 @@ class _Scan:
                 if what == "slash" and not mods:
                     break
                 token = text[t.end() - 2:t.end()] if what == "space" else t[name]
-                mod = ctx.modifier_ok(token, strict=what == "space")
+                mod = modifier_ok(token, what == "space")
                 if mod is None:
                     break
                 mods.append(mod)
@@ -331,17 +271,17 @@ class _Scan:
             return None
         token = t[name]
         kind = "c5" if token.isdigit() else "c4" if token[0].isdigit() else "lett"
-        hi = self._classify(kind, token, False)
+        hi = classify(self.index, kind, token, False)
         code, system = lo[0], lo[1]
-        if hi is None or hi[1] != system or _shape(hi[0]) != _shape(code):
+        if hi is None or hi[1] != system or shape(hi[0]) != shape(code):
             return None
-        if not 0 < _number(hi[0]) - _number(code) <= MAX_RANGE:
+        if not 0 < number(hi[0]) - number(code) <= MAX_RANGE:
             return None
         label = f"{code}-{hi[0]}"
         hi_span = t.span(name)
-        shape = _shape(code)
+        form = shape(code)
         # between() compares strings, so "3074F" sorts among five-digit codes: keep one shape.
-        members = [c for c in self.index.between(system, code, hi[0]) if _shape(c) == shape]
+        members = [c for c in self.index.between(system, code, hi[0]) if shape(c) == form]
         if not members:  # nothing known in between: report the two ends as unknown codes
             return [((code, system, False), lo_span), ((hi[0], system, False), hi_span)], label
         whole = (lo_span[0], hi_span[1])

@@ -114,7 +114,6 @@ _MODLIST = rf"-?{MODTOK}(?:\s*(?:,|/|&|\+|(?i:and|or)\b)\s*-?{MODTOK})*"
 # Words after a number that make it an amount or a distance, never a code ("62303 dollars").
 # Where one word starts another, the shorter one is never followed by \b: any_of keeps the end.
 _AMOUNT_WORDS = any_of("dollar dollars usd bucks cents miles km feet steps kcal calories".split())
-_AMOUNT_FIRST = f"[{''.join(cases(c) for c in 'bcdfkmsu')}]"
 _UPPER_STARTS = "".join(sorted({m[0] for m in STANDALONE_MODIFIERS}))
 # An extension after a phone number belongs to it: "555-123-4567 x 99213", "... ext. 12".
 _EXTENSION = r"(?:[ \t]*,?[ \t]*(?:[xX]|(?i:ext|extension)\.?)[ \t]*[0-9]{1,6}(?![0-9]))?"
@@ -131,7 +130,9 @@ _MASTER = (
     rf"""
     [0-9{_UPPER_STARTS}]
     (?:
-        (?<=[A-Za-z][0-9])(?<!{_NOT_BEFORE}[A-Za-z][0-9])   # letter + digit: J1100, M54.16, m5416
+        # standalone modifier (XS): opens with its 2nd letter, so "The" fails at a glance
+        [A-Z](?<=[A-Z][A-Z])(?<!\w[A-Z][A-Z])(?<={'|'.join(STANDALONE_MODIFIERS)})(?!\w|-\w)(?P<upmod>)
+      | (?<=[A-Za-z][0-9])(?<!{_NOT_BEFORE}[A-Za-z][0-9])   # letter + digit: J1100, M54.16, m5416
         (?:
             [0-9]{{3}}(?=[xX×][0-9]{{1,3}}(?!\w))(?P<lett_1>)      # "J1100x2": units glued on
           | [0-9A-Za-z]\.[0-9A-Za-z]{{1,4}}{RIGHT}(?P<icdd>)
@@ -139,7 +140,7 @@ _MASTER = (
         )
       | (?<=[0-9])(?<!{_NOT_BEFORE}[0-9])                   # the first digit of a number
         (?:
-            (?=(?<=1)|(?<=\([0-9])|[0-9]*+(?:[.\-/:,)]|[ ][0-9]|[ ]?{_AMOUNT_FIRST}))  # a trap may follow
+            (?=(?<=1)|(?<=\([0-9])|[0-9]*+(?:[.\-/:,)]|[ ][0-9]|[ ]?{_AMOUNT_WORDS}\b))  # a trap may follow
             (?:
                 (?<=\([0-9])[0-9]{{2}}\)[ ]?[0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}(?P<phone>)
               | (?<=1)[ .-]?{_PHONE_REST}(?P<phone_1>)
@@ -156,7 +157,6 @@ _MASTER = (
           | [0-9]{{3}}[FfTt]{RIGHT}(?P<c4>)
           | [0-9]{_MOD_END}(?P<num2>)
         )
-      | (?<=[A-Z])(?<!\w[A-Z])[A-Z](?<={'|'.join(STANDALONE_MODIFIERS)})(?!\w|-\w)(?P<upmod>)
     )
     """
 )
