@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consultant import extract_tokens
 from consultant.codeindex import undot
 from consultant.extract import find_codes
 from consultant.extract_context import MODIFIERS
@@ -183,3 +184,17 @@ def test_any_text_never_raises_and_every_span_points_at_its_code(text):
             lo, hi = code.from_range.split("-")
             assert written[:len(lo)].upper() == lo and written[-len(hi):].upper() == hi
     assert set(found.modifiers) <= MODIFIERS
+
+
+def test_what_the_scan_remembers_of_words_before_codes_stays_bounded_and_changes_no_reading():
+    # Thousands of different words before codes: the memo is emptied, never grows past its size.
+    text = " ".join(f"w{n} 99213" for n in range(extract_tokens.MEMO_SIZE + 50))
+    assert codes(text) == ["99213"]
+    assert 0 < len(extract_tokens.WORDS) <= extract_tokens.MEMO_SIZE
+    # A word read before (warm) or not (cold) gives the same reading, in any case.
+    for warm in (False, True):
+        if not warm:
+            extract_tokens.WORDS.clear()
+        assert codes("Dx m5416 and dx R2D2") == ["M54.16", "R2D.2"]
+        assert codes("bill m5416 and R2D2") == ["M54.16"]  # R2D2 only after a diagnosis label
+        assert codes("claim 62303 and CLAIM 99213, bill 99214") == ["99214"]
