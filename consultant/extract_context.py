@@ -125,7 +125,7 @@ _PHONE_REST = rf"(?:\([0-9]{{3}}\)[ ]?|[0-9]{{3}}[ .-])[0-9]{{3}}[ .-][0-9]{{4}}
 # "Dx", a state, "$") is read afterwards by LEFT_CONTEXT, only for the few candidates.
 # The empty groups at the ends name what matched (m.lastgroup); at the front they would slow it.
 # Digit runs are possessive ("*+") where what follows can never be a digit: giving some back
-# cannot help, and trying it cost more than the rest of the pattern.
+# cannot help. The traps are tried only where the cheap look ahead of them says one may match.
 _MASTER = (
     rf"""
     [0-9{_UPPER_STARTS}]
@@ -140,7 +140,7 @@ _MASTER = (
         )
       | (?<=[0-9])(?<!{_NOT_BEFORE}[0-9])                   # the first digit of a number
         (?:
-            (?=(?<=1)|(?<=\([0-9])|[0-9]*+(?:[.\-/:,)]|[ ][0-9]|[ ]?{_AMOUNT_WORDS}\b))  # a trap may follow
+            (?=[0-9]*+(?:[.\-/:,)]|[ ]?[0-9({''.join(cases(c) for c in 'bcdfkmsu')}]))  # what every trap needs
             (?:
                 (?<=\([0-9])[0-9]{{2}}\)[ ]?[0-9]{{3}}[ .-][0-9]{{4}}(?![0-9]){_EXTENSION}(?P<phone>)
               | (?<=1)[ .-]?{_PHONE_REST}(?P<phone_1>)
