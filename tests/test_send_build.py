@@ -106,6 +106,19 @@ def test_headers_written_without_parsing_fold_as_the_stdlib_folds_them():
     assert plain > 4000
 
 
+def test_the_multipart_content_type_written_without_parsing_folds_as_the_stdlib_at_any_width():
+    built = build(next(replies(1)), SETTINGS)
+    assert isinstance(built["Content-Type"], mailout._Multipart) and built.get_content_type() == "multipart/alternative"
+    assert built.get_boundary() in flatten(built).decode()
+    for width in [*range(20, 130), None, 0]:
+        for base in (email.policy.default, email.policy.SMTP):
+            policy = base.clone(max_line_length=width)
+            for _ in range(5):
+                value = f'multipart/alternative; boundary="{mailout._boundary([])}"'
+                ours = mailout._Multipart("Content-Type", value).fold(policy=policy)
+                assert ours == policy.header_factory("Content-Type", value).fold(policy=policy), (width, value)
+
+
 def test_the_fixed_headers_are_ours_and_the_same_object_for_every_message():
     first, second = (build(reply, SETTINGS) for reply in replies(2))
     assert first["From"] == formataddr((one_line(SETTINGS.service.name, 80), SETTINGS.service.address))
