@@ -34,8 +34,9 @@ from .logs import error
 
 CHUNK = 20  # questions sent at a time
 MIN_SHARED = 2 * CHUNK  # fewer screened questions than this stay in the worker
-IN_FLIGHT = 4  # chunks a process holds at once: one to work on, the rest waiting (few: the worker takes the others)
+IN_FLIGHT = 3  # chunks a process holds at once: one it works on, two waiting (refilled as each comes back)
 MAX_PROCESSES = 4
+HOLD_BACK = 10  # chunks the worker leaves queued for the extra processes when it works ahead
 RAW_CHUNK_BYTES = 8 * 1024 * 1024  # mail read at once: a chunk of big messages holds fewer
 GONE = object()  # what a helper's reading thread reports when its process has ended
 
@@ -144,10 +145,11 @@ class Helper:
 
     It is started as `python -c` importing only what drafting needs (multiprocessing's spawn would
     first import the worker's main module again, the whole command line), and talks over a socket
-    pair. A thread reads what the process sends as it comes (into the pool's inbox), so the process
-    never waits on a full pipe while the worker is busy fetching, screening or writing."""
+    pair. A thread reads what the process sends as it comes and hands it the next chunk at once
+    (Pool.refill), so the process neither waits on a full pipe nor runs dry while the worker is busy
+    fetching or writing."""
 
-    def __init__(self, settings: Settings, inbox: queue.SimpleQueue):
+    def __init__(self, settings: Settings, pool: "Pool"):
         ours, theirs = socket.socketpair()
         package_root = str(Path(__file__).resolve().parent.parent)  # this very code, wherever it runs
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
@@ -157,18 +159,26 @@ class Helper:
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         self.conn = Connection(ours.detach())
         self.conn.send(settings)
-        self.ready, self.held = False, deque()
-        threading.Thread(target=self._receive, args=(inbox,), name="drafting-inbox", daemon=True).start()
+        self.ready, self.broken, self.held = False, False, deque()
+        threading.Thread(target=self._receive, args=(pool,), name="drafting-inbox", daemon=True).start()
 
-    def _receive(self, inbox: queue.SimpleQueue) -> None:
+    def _receive(self, pool: "Pool") -> None:
         try:
             while True:
-                inbox.put((self, self.conn.recv()))
+                message = self.conn.recv()
+                with pool.lock:
+                    if message == "ready":
+                        self.ready = True
+                    else:
+                        ticket, chunk = self.held.popleft()
+                        message = (ticket, chunk, message)
+                    pool.refill(self)
+                pool.inbox.put((self, message))
         except (EOFError, OSError):  # it ended (or we closed the pipe): the worker sees it gone
-            inbox.put((self, GONE))
+            pool.inbox.put((self, GONE))
         except Exception as exc:  # what it sent could not be read: treat it as dead
             error.error("an extra drafting process sent what could not be read: %s", type(exc).__name__)
-            inbox.put((self, GONE))
+            pool.inbox.put((self, GONE))
 
     def send(self, ticket: Ticket, releases, chunk: list) -> None:
         self.conn.send((ticket.number, releases, chunk))
@@ -197,9 +207,10 @@ class Helper:
 class Pool:
     """The worker's extra processes (worker.processes), started when first needed.
 
-    `submit` queues a batch's screened questions and returns at once; `complete` returns their
-    outcomes, the worker finishing queued chunks itself meanwhile. Between the two the worker may
-    screen the next batch while the extra processes draft this one.
+    `submit` queues a batch's questions and returns at once; `complete` returns their outcomes,
+    the worker finishing queued chunks itself meanwhile. Between the two the worker may fetch and
+    hand out the next batch while the extra processes draft this one. The queues and what each
+    process holds are shared with the threads reading the processes (under `lock`).
     """
 
     def __init__(self, settings: Settings):
@@ -207,6 +218,8 @@ class Pool:
         self.helpers: list[Helper] = []
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()  # (helper, message) as their threads read them
         self.tickets: list[Ticket] = []  # open ones, oldest first
+        self.lock = threading.Lock()
+        self.releases, self.stop = None, threading.Event()  # what the chunks being handed out need
         self.batches = self.deaths = 0
         self.shared = 0  # questions finished by the extra processes
 
@@ -218,16 +231,19 @@ class Pool:
         return bool(self.helpers) and all(h.ready for h in self.helpers)
 
     def close(self) -> None:
-        for helper in self.helpers:
+        with self.lock:
+            helpers, self.helpers, self.tickets = self.helpers, [], []
+        for helper in helpers:
             helper.close()
-        self.helpers, self.tickets = [], []
 
     def warm(self, waiting: int) -> None:
         """Start the extra processes now if `waiting` questions are about to come (a backlog being
         fetched), so they are ready when the first batch is screened."""
         if waiting >= MIN_SHARED:
             while len(self.helpers) < self.size:
-                self.helpers.append(Helper(self.settings, self.inbox))
+                helper = Helper(self.settings, self)
+                with self.lock:
+                    self.helpers.append(helper)
 
     def submit(self, finisher, work: list[tuple[Item, bool]], stop: threading.Event) -> Ticket:
         """Queue these claimed questions (each with whether it was released; see Finisher.work); a
@@ -243,8 +259,11 @@ class Pool:
             return ticket
         self.warm(len(work))
         ticket = Ticket(self.batches, chunks)
-        self.tickets.append(ticket)
-        self._feed(finisher, stop)
+        with self.lock:
+            self.releases, self.stop = finisher.releases, stop
+            self.tickets.append(ticket)
+            for helper in self.helpers:
+                self.refill(helper)
         return ticket
 
     def complete(self, ticket: Ticket, finisher, stop: threading.Event) -> list[Outcome]:
@@ -253,33 +272,52 @@ class Pool:
         was set."""
         while not ticket.done():
             self._collect()
-            if stop.is_set():
-                self._drop_queued()
-            self._feed(finisher, stop)
-            mine = ticket if ticket.queued else next((t for t in reversed(self.tickets) if t.queued), None)
-            if mine is not None and not stop.is_set():  # this batch's last chunk, else work ahead
-                self._finish_here(mine, mine.queued.pop(), finisher)
+            with self.lock:
+                if stop.is_set():
+                    self._drop_queued()
+                # This batch's last chunk, else a later batch's, as long as a batch's worth stays
+                # queued for the extra processes while the worker writes this one and fetches on.
+                mine = ticket if ticket.queued else next((t for t in reversed(self.tickets) if t.queued), None)
+                if mine is not ticket and sum(len(t.queued) for t in self.tickets) <= HOLD_BACK:
+                    mine = None
+                chunk = mine.queued.pop() if mine is not None else None
+                held = any(h.held for h in self.helpers)
+            if chunk is not None:
+                self._finish_here(mine, chunk, finisher)
             elif not ticket.done():
-                if not any(h.held for h in self.helpers):  # nothing held or queued: only lost chunks were left
+                if not held:  # nothing held or queued: only lost chunks were left
                     break
                 self._collect(timeout=1.0)
-        if ticket in self.tickets:
-            self.tickets.remove(ticket)
+        with self.lock:
+            if ticket in self.tickets:
+                self.tickets.remove(ticket)
         return ticket.outcomes
+
+    def abandon(self, ticket: Ticket) -> None:
+        """Forget a batch that will not be written: its queued chunks are not handed out."""
+        with self.lock:
+            ticket.queued.clear()
+            if ticket in self.tickets:
+                self.tickets.remove(ticket)
 
     @staticmethod
     def _finish_here(ticket: Ticket, chunk: list, finisher) -> None:
         ticket.outcomes += finisher.work(chunk)
         ticket.outstanding -= 1
 
-    def _feed(self, finisher, stop: threading.Event) -> None:
-        """Keep every ready process busy, oldest batch first."""
-        for helper in self.helpers:
-            while helper.ready and len(helper.held) < IN_FLIGHT and not stop.is_set():
-                ticket = next((t for t in self.tickets if t.queued), None)
-                if ticket is None:
-                    return
-                helper.send(ticket, finisher.releases, ticket.queued.popleft())
+    def refill(self, helper: Helper) -> None:
+        """Give this process chunks up to IN_FLIGHT, oldest batch first (`lock` held)."""
+        while helper.ready and not helper.broken and len(helper.held) < IN_FLIGHT and not self.stop.is_set() \
+                and helper in self.helpers:
+            ticket = next((t for t in self.tickets if t.queued), None)
+            if ticket is None:
+                return
+            chunk = ticket.queued.popleft()
+            try:
+                helper.send(ticket, self.releases, chunk)
+            except OSError:  # it died: the chunk goes back, the reading thread reports it gone
+                ticket.queued.appendleft(chunk)
+                helper.broken = True
 
     def _drop_queued(self) -> None:
         for ticket in self.tickets:
@@ -287,25 +325,23 @@ class Pool:
             ticket.queued.clear()
 
     def _collect(self, timeout: float = 0) -> None:
-        """Take what the processes have finished (and their ready word), waiting up to `timeout`
-        for the first message; drop a process that died."""
+        """Take what the processes have finished, waiting up to `timeout` for the first; drop a
+        process that died."""
         try:
             message = self.inbox.get(timeout=timeout) if timeout else self.inbox.get_nowait()
         except queue.Empty:
             return
         while True:
             helper, message = message
-            if helper in self.helpers:
-                if message is GONE:
+            if message is GONE:
+                if helper in self.helpers:
                     self._lost(helper)
-                elif message == "ready":
-                    helper.ready = True
-                else:
-                    ticket, chunk = helper.held.popleft()
-                    ticket.outcomes += message
-                    ticket.outstanding -= 1
-                    self.shared += len(chunk)
-                    self.deaths = 0
+            elif message != "ready":
+                ticket, chunk, outcomes = message
+                ticket.outcomes += outcomes
+                ticket.outstanding -= 1
+                self.shared += len(chunk)
+                self.deaths = 0
             try:
                 message = self.inbox.get_nowait()
             except queue.Empty:
@@ -314,14 +350,15 @@ class Pool:
     def _lost(self, helper: Helper) -> None:
         helper.wait(1.0)  # for its exit code
         lost = 0
-        for ticket, chunk in helper.held:
-            ticket.outstanding -= 1
-            lost += len(chunk)
+        with self.lock:
+            for ticket, chunk in helper.held:
+                ticket.outstanding -= 1
+                lost += len(chunk)
+            helper.held.clear()
+            self.helpers.remove(helper)
         error.error("an extra drafting process stopped (exit code %s); its %d questions are left to be "
                     "tried again", helper.process.returncode, lost)
-        helper.held.clear()
         helper.close()
-        self.helpers.remove(helper)
         self.deaths += 1
         if self.deaths >= 3:  # three in a row: something is wrong with them; carry on without
             error.error("extra drafting processes stopped %d times; the worker drafts alone from now on",

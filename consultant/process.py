@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -38,6 +39,7 @@ class Pending:
 
 
 ACTOR = "worker"
+DEPTH = 2  # fresh batches being drafted at once while the worker fetches, claims and writes
 WAITING = (Status.RECEIVED, Status.PARSED)
 
 
@@ -72,7 +74,7 @@ class Processor:
         # Big batches are read and drafted by extra processes too (worker.processes).
         self.pool = Pool(settings)
         self.checkpointer = Checkpointer(engine)  # SQLite: the WAL copied back in a thread, after each write
-        self._pending: Pending | None = None  # the batch being drafted, written by the next step
+        self._pending: deque[Pending] = deque()  # batches being drafted, oldest first (at most DEPTH)
         self.stepped = Counts()  # what steps between runs wrote (see step)
 
     def close(self) -> None:
@@ -108,21 +110,29 @@ class Processor:
         return total
 
     def step(self, counts: Counts | None = None) -> bool:
-        """Claim the next fresh batch and hand it out, then write the one before it (drafted by
-        now, or finished here); False when there was no fresh batch. The fetch calls this after
-        each batch it stores, so a backlog is drafted while the rest of it is fetched."""
+        """Claim the next fresh batch and hand it out, then write the oldest one being drafted once
+        DEPTH are (or when there was no fresh batch: then False). The fetch calls this after each
+        batch it stores, so a backlog is drafted while the rest of it is fetched; the extra
+        processes have a batch to draft while the worker writes one and fetches the next."""
         self.finisher.refresh()
         ids = self.claim(self.settings.worker.batch_size, retried=False)
-        before = self._pending
-        self._pending = self._prepare(ids) if ids else None
-        if before is not None:
-            (counts if counts is not None else self.stepped).add(self._complete(before))
-        return self._pending is not None
+        if ids:
+            self._pending.append(self._prepare(ids))
+        if self._pending and (len(self._pending) > DEPTH or not ids):
+            (counts if counts is not None else self.stepped).add(self._complete(self._pending.popleft()))
+        return bool(ids)
 
     def drain(self) -> Counts:
-        """Write the batch still being drafted, if any."""
-        pending, self._pending = self._pending, None
-        return self._complete(pending) if pending is not None else Counts()
+        """Write the batches still being drafted, in order. If one cannot be written (the database
+        went away), the rest are dropped too: their claims run out and they are tried again."""
+        pending, self._pending, counts = list(self._pending), deque(), Counts()
+        try:
+            while pending:
+                counts.add(self._complete(pending.pop(0)))
+        finally:
+            for left in pending:
+                self.pool.abandon(left.ticket)
+        return counts
 
     def run_once(self) -> Counts:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""
