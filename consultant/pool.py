@@ -158,8 +158,11 @@ class Helper:
                 [sys.executable, "-P", "-c", f"from consultant.pool import child; child({theirs.fileno()})"],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         self.conn = Connection(ours.detach())
-        self.conn.send(settings)
         self.ready, self.broken, self.held = False, False, deque()
+        try:
+            self.conn.send(settings)
+        except OSError:  # it died at once: its reading thread reports it gone
+            self.broken = True
         threading.Thread(target=self._receive, args=(pool,), name="drafting-inbox", daemon=True).start()
 
     def _receive(self, pool: "Pool") -> None:
