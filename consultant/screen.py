@@ -58,7 +58,7 @@ class HeaderIndex:
 
 
 def screen(headers: Message, settings: Settings,
-           recent_from_sender: Callable[[str], int] = lambda addr: 0,
+           recent_from_sender: Callable[[str], int] = lambda addr: 0, *,
            recent_overall: Callable[[], int] = lambda: 0,
            released: Callable[[], bool] = lambda: False) -> Verdict:
     """Run the rules in order; the first that objects decides: ignore, or quarantine for the rules
@@ -73,7 +73,7 @@ def screen(headers: Message, settings: Settings,
     """
     released = functools.cache(released)
     verdict, from_addr = prescreen(headers, settings, released)
-    return verdict or limits(from_addr, settings, recent_from_sender, recent_overall, released)
+    return verdict or limits(from_addr, settings, recent_from_sender, recent_overall=recent_overall, released=released)
 
 
 def prescreen(headers: Message, settings: Settings,
@@ -92,7 +92,7 @@ _NO_HEADERS = Message()  # the rate limits read none
 
 
 def limits(from_addr: str | None, settings: Settings,
-           recent_from_sender: Callable[[str], int] = lambda addr: 0,
+           recent_from_sender: Callable[[str], int] = lambda addr: 0, *,
            recent_overall: Callable[[], int] = lambda: 0,
            released: Callable[[], bool] = lambda: False) -> Verdict:
     """The rate limits, for a message `prescreen` let through from `from_addr`; PASS if none objects."""
