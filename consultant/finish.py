@@ -77,18 +77,15 @@ class Finisher:
     def work(self, chunk: list[tuple[Item, bool]]) -> list[Outcome]:
         """Screen and finish a chunk of claimed questions, each with whether an operator released
         it (requeued it after a hold); their mail is read here, and dropped once done."""
-        try:
-            raws = dict(self.session.connection().execute(_RAWS, dict(ids=[item.id for item, _ in chunk])).all())
-        finally:
-            self.session.rollback()  # no read snapshot held while drafting
         outcomes = []
         try:
+            raws = dict(self.session.connection().execute(_RAWS, dict(ids=[item.id for item, _ in chunk])).all())
             for item, released in chunk:
                 item.raw = raws.pop(item.id, None)
                 outcomes.append(self.screened(item, released))
                 item.raw = None
         finally:
-            self.session.rollback()  # the look-ups' snapshot too: none is held between chunks
+            self.session.rollback()  # the read snapshot (mail, look-ups) is not held between chunks
         return outcomes
 
     def screened(self, item: Item, released: bool = False) -> Outcome:
