@@ -5,8 +5,9 @@ back), and so does every database write; the rest (consultant.finish: the rules 
 message, then reading, look-up, drafting) is pure work on one question, so a backlog spreads it over
 the machine's cores. The worker sends chunks of claimed questions down a pipe (their ids and
 columns; whoever takes a chunk reads its mail) and works on chunks itself meanwhile; whoever is free
-takes the next chunk. An extra process is started (a fresh interpreter, not forked: the worker has
-threads) on the first batch big enough to share, and is not waited for: until it says it is ready,
+takes the next chunk. An extra process is set going on the first batch big enough to share (one
+forked at the command's start, see consultant.spares, or else a fresh interpreter: by then the
+worker has threads, and forking is not safe), and is not waited for: until it says it is ready,
 the worker does all the work itself.
 
 If an extra process dies, the questions it held are not written: their claim runs out and they are
@@ -28,9 +29,10 @@ from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from . import spares
 from .batch import Item, Outcome
 from .config import Settings
-from .logs import error
+from .logs import error, log
 
 CHUNK = 20  # questions sent at a time
 MIN_SHARED = 2 * CHUNK  # fewer screened questions than this stay in the worker
@@ -143,20 +145,24 @@ class Ticket:
 class Helper:
     """One extra process and the chunks it holds, oldest first, each with its ticket.
 
-    It is started as `python -c` importing only what drafting needs (multiprocessing's spawn would
-    first import the worker's main module again, the whole command line), and talks over a socket
-    pair. A thread reads what the process sends as it comes and hands it the next chunk at once
+    It is either one forked before the worker had threads (consultant.spares) or started as
+    `python -c` importing only what drafting needs (multiprocessing's spawn would first import the
+    worker's main module again, the whole command line); either talks over a socket pair. A thread reads what the process sends as it comes and hands it the next chunk at once
     (Pool.refill), so the process neither waits on a full pipe nor runs dry while the worker is busy
     fetching or writing."""
 
-    def __init__(self, settings: Settings, pool: "Pool"):
-        ours, theirs = socket.socketpair()
-        package_root = str(Path(__file__).resolve().parent.parent)  # this very code, wherever it runs
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-        with theirs:
-            self.process = subprocess.Popen(
-                [sys.executable, "-P", "-c", f"from consultant.pool import child; child({theirs.fileno()})"],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+    def __init__(self, settings: Settings, pool: "Pool", forked: tuple | None = None):
+        if forked is not None:  # forked before the worker's threads and connections (consultant.spares)
+            self.process, ours = forked
+        else:
+            ours, theirs = socket.socketpair()
+            package_root = str(Path(__file__).resolve().parent.parent)  # this very code, wherever it runs
+            env = dict(os.environ,
+                       PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+            with theirs:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-P", "-c", f"from consultant.pool import child; child({theirs.fileno()})"],
+                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         self.conn = Connection(ours.detach())
         self.ready, self.broken, self.held = False, False, deque()
         try:
@@ -208,7 +214,7 @@ class Helper:
 
 
 class Pool:
-    """The worker's extra processes (worker.processes), started when first needed.
+    """The worker's extra processes (worker.processes), set going when first needed.
 
     `submit` queues a batch's questions and returns at once; `complete` returns their outcomes,
     the worker finishing queued chunks itself meanwhile. Between the two the worker may fetch and
@@ -236,6 +242,8 @@ class Pool:
     def close(self) -> None:
         with self.lock:
             helpers, self.helpers, self.tickets = self.helpers, [], []
+        if helpers and self.shared:
+            log.info("extra drafting processes drafted %d questions", self.shared)
         for helper in helpers:
             helper.close()
 
@@ -243,8 +251,13 @@ class Pool:
         """Start the extra processes now if `waiting` questions are about to come (a backlog being
         fetched), so they are ready when the first batch is screened."""
         if waiting >= MIN_SHARED:
+            # Processes forked at the command's start (consultant.spares) first: they are told their
+            # settings now, and make their connections while the worker fetches.
+            forked = spares.take(self.size - len(self.helpers))
             while len(self.helpers) < self.size:
-                helper = Helper(self.settings, self)
+                helper = Helper(self.settings, self, forked.pop(0) if forked else None)
+                log.info("extra drafting process %d set going (%s)", helper.process.pid,
+                         "forked at start" if isinstance(helper.process, spares.Forked) else "new interpreter")
                 with self.lock:
                     self.helpers.append(helper)
 

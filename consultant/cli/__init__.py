@@ -1,8 +1,10 @@
 """The `consultant` command: Typer app, shared context, and error handling that never shows a traceback."""
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 from pathlib import Path
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,6 +48,7 @@ class Context:
         if self._engine is None:
             from ..db import make_engine
             self._engine = make_engine(self.settings.database.url)
+            atexit.register(self._engine.dispose)  # connections closed properly (see leave)
         return self._engine
 
     def require_schema(self):
@@ -69,6 +72,38 @@ def _root(config: str = typer.Option(None, "--config", "-c", envvar="CONSULTANT_
 
 def main() -> None:
     """Entry point: user errors print one sentence; anything else prints a short note, no traceback."""
+    try:
+        _main()
+    except SystemExit as exc:
+        leave(exc.code)
+    leave(0)
+
+
+def leave(code) -> None:
+    """Exit with `code` once the exit handlers have run (log files flushed, spare processes told to
+    end), without the interpreter's own tear-down: freeing every object one by one (the code index,
+    the mapped models) took about 0.3 s after each poll. Nothing is left to write by then: the
+    commands commit and close what they open, and threads that are not daemons are waited for."""
+    if isinstance(code, str):  # sys.exit("message")
+        print(code, file=sys.stderr)
+        code = 1
+    code = 0 if code is None else int(code)
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None:  # not CPython: the ordinary exit
+        sys.exit(code)
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`), or already closed
+            pass
+    os._exit(code)
+
+
+def _main() -> None:
     try:
         app(standalone_mode=True)
     except ConsultantError as exc:

@@ -28,11 +28,17 @@ def summary(result) -> str:
 def poll(once: bool = typer.Option(False, "--once", help="Run one poll and exit (the only mode today)."),
          fetch: bool = typer.Option(True, "--fetch/--no-fetch", help="Fetch from IMAP before processing.")):
     """Fetch new mail and process it through screen, parse and draft, synchronously."""
+    from .. import spares
+    from ..pool import process_count
     from ..worker import Worker
 
     if not once:
         raise ConsultantError("use `consultant poll --once`, or `consultant run` to keep polling")
-    worker = Worker(STATE.require_schema(), STATE.settings, fetch_mail=fetch)
+    settings = STATE.settings
+    # The extra drafting processes, forked now that the code is imported and before the database
+    # is opened: ready as soon as a backlog needs them (they end at once if none comes).
+    spares.fork(process_count(settings.worker.processes))
+    worker = Worker(STATE.require_schema(), settings, fetch_mail=fetch)
     try:
         result = worker.poll_once()
     finally:

@@ -1,0 +1,123 @@
+"""Extra drafting processes forked early, before the worker has threads or database connections.
+
+An extra process started as a fresh interpreter (consultant.pool.Helper) imports the drafting code
+again: about a second here, during which the worker drafts alone. `consultant poll` forks its
+extra processes instead, right after its own imports, while it still has one thread and has opened
+no database: a forked process shares the code already imported and is ready at once. It then
+waits for its settings like a fresh one (consultant.pool.child), makes its own database
+connections, and drafts the chunks it is sent. A Pool takes these spares when it is made; any it
+does not take are told to end when the command exits.
+
+Forking is only safe with one thread (a lock held by another thread would stay locked in the
+child forever) and with no database connection open (SQLite's locks and PostgreSQL's sessions
+cannot be shared with a child). Where either is not so (the long-running `consultant run`, which
+starts its extra processes once a backlog comes, when its threads already run; tests), nothing is
+forked and the pool starts fresh interpreters as before.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+_spares: list[tuple["Forked", socket.socket]] = []  # forked, not yet taken by a Pool
+
+
+class Forked:
+    """A forked extra process, with the part of subprocess.Popen's interface a Helper uses."""
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it has ended, how is unknown
+                self.returncode = -1
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.005)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def can_fork() -> bool:
+    """Whether forking now is safe: this process runs one thread (see the module's note)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def fork(count: int) -> int:
+    """Fork `count` extra processes now, if that is safe; how many were forked. Call it before the
+    first database connection is made."""
+    if count <= 0 or not can_fork():
+        return 0
+    if not _spares:
+        atexit.register(release)
+    sys.stdout.flush()  # what is buffered would otherwise be written twice
+    sys.stderr.flush()
+    for _ in range(count):
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            _child(ours, theirs)  # does not return
+        theirs.close()
+        _spares.append((Forked(pid), ours))
+    return count
+
+
+def _child(ours: socket.socket, theirs: socket.socket) -> None:
+    """In the forked process: serve the worker, then exit without returning into the code that
+    forked us (and without running its exit handlers or closing its connections)."""
+    code = 1
+    try:
+        ours.close()
+        for _forked, other in _spares:  # the worker's ends of earlier spares: held here, they
+            other.close()               # would keep those processes from seeing the worker go
+        from .pool import child
+
+        child(theirs.detach())
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # the worker hears of it as a process gone; no traceback here
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def take(count: int) -> list[tuple[Forked, socket.socket]]:
+    """Up to `count` of the forked spares, for a Pool to use as its extra processes."""
+    taken = _spares[:max(0, count)]
+    del _spares[:len(taken)]
+    return taken
+
+
+def release() -> None:
+    """Tell the spares no Pool took to end (at exit): they are only waiting for their settings."""
+    for forked, ours in take(len(_spares)):
+        ours.close()
+        try:
+            forked.wait(1.0)
+        except subprocess.TimeoutExpired:
+            forked.kill()
+            forked.wait()
