@@ -1,17 +1,19 @@
 """Extra drafting processes forked early, before the worker has threads or database connections.
 
 An extra process started as a fresh interpreter (consultant.pool.Helper) imports the drafting code
-again: about a second here, during which the worker drafts alone. `consultant poll` forks its
-extra processes instead, right after its own imports, while it still has one thread and has opened
-no database: a forked process shares the code already imported and is ready at once. It then
-waits for its settings like a fresh one (consultant.pool.child), makes its own database
-connections, and drafts the chunks it is sent. A Pool takes these spares when it is made; any it
-does not take are told to end when the command exits.
+again: about a second here, during which the worker drafts alone. `consultant poll` and
+`consultant run` fork their extra processes instead, right after their own imports, while they
+still have one thread and have opened no database: a forked process shares the code already
+imported and is ready at once. It then waits for its settings like a fresh one
+(consultant.pool.child), which a Pool sends when the first backlog comes; it makes its own
+database connections and drafts the chunks it is sent. Any spare no Pool took is told to end when
+the command exits (a poll with nothing to do); one that is never sent its settings holds nothing
+but its share of memory.
 
 Forking is only safe with one thread (a lock held by another thread would stay locked in the
 child forever) and with no database connection open (SQLite's locks and PostgreSQL's sessions
-cannot be shared with a child). Where either is not so (the long-running `consultant run`, which
-starts its extra processes once a backlog comes, when its threads already run; tests), nothing is
+cannot be shared with a child). Where either is not so (an extra process started again after one
+died, when the worker's threads run; the demo, whose servers are threads; tests), nothing is
 forked and the pool starts fresh interpreters as before.
 """
 from __future__ import annotations

@@ -3,16 +3,22 @@ a share of a backlog, a poll with nothing to do leaves none behind, and a forked
 never goes on to run the code of the process it was forked from."""
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from imapclient import IMAPClient
+from sqlalchemy import func, select
+from sqlmodel import Session
 
 from consultant import spares
+from consultant.db import make_engine
+from consultant.models import Question
 from support import question_bytes
 
 N = 120  # three chunks for each side at least (pool.MIN_SHARED is 40)
@@ -68,6 +74,30 @@ def test_a_poll_forks_its_extra_process_which_drafts_a_share_of_the_backlog(db_u
     assert re.search(r"extra drafting process \d+ set going \(forked at start\)", proc.stderr), proc.stderr
     shared = int(re.search(r"extra drafting processes drafted (\d+) questions", proc.stderr).group(1))
     assert 0 < shared <= N
+    assert left_behind(mark) == []
+
+
+def test_the_running_worker_forks_its_extra_process_at_start_and_leaves_none_behind(sqlite_url, dovecot, tmp_path):
+    user, mark = dovecot.add_user(), uuid.uuid4().hex
+    backlog(user, N)
+    proc = subprocess.Popen([sys.executable, "-m", "consultant", "run"], env=poll_env(sqlite_url, user, tmp_path, mark),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    engine = make_engine(sqlite_url)
+    try:
+        deadline, drafted = time.monotonic() + 90, 0
+        while drafted < N and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            with Session(engine) as session:
+                drafted = session.execute(select(func.count()).where(Question.status == "drafted")).scalar_one()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        engine.dispose()
+        if proc.poll() is None:
+            proc.kill()
+    assert drafted == N, out
+    assert proc.returncode == 0 and "worker stopped" in out and "Traceback" not in out, out
+    assert re.search(r"extra drafting process \d+ set going \(forked at start\)", out), out
     assert left_behind(mark) == []
 
 

@@ -51,9 +51,12 @@ def poll(once: bool = typer.Option(False, "--once", help="Run one poll and exit 
 @app.command()
 def run():
     """Run the worker until SIGTERM or Ctrl-C: poll (woken by IMAP IDLE), process, draft."""
+    from .. import spares
+    from ..pool import process_count
     from ..worker import Worker
 
     settings = STATE.settings
+    spares.fork(process_count(settings.worker.processes))  # as for poll: ready for the first backlog
     worker = Worker(STATE.require_schema(), settings)
     worker.run(ready=lambda: console.print(
         f"worker running: {settings.imap.host}:{settings.imap.port} {settings.imap.mailbox}, "
