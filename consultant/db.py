@@ -1,6 +1,7 @@
 """Database engines (SQLite in WAL mode or PostgreSQL), sessions and schema migrations."""
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import timezone
 from pathlib import Path
@@ -134,7 +135,7 @@ class _Prepared:
     """A statement compiled for one dialect and one set of row keys: its SQL, the bind names in
     the driver's order, and how each value is converted (None: passed as it is) or made (defaults)."""
 
-    __slots__ = ("statement", "sql", "names", "converters", "made", "positional")
+    __slots__ = ("statement", "sql", "names", "converters", "made", "positional", "pages")
 
     def __init__(self, statement, dialect, keys: tuple[str, ...], returning: bool = False):
         compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
@@ -142,6 +143,7 @@ class _Prepared:
                 bool(compiled.effective_returning) != returning:
             raise NotImplementedError("not a plain INSERT, UPDATE or DELETE (or INSERT ... RETURNING)")
         self.statement, self.sql, self.positional = statement, compiled.string, dialect.positional
+        self.pages = None  # PostgreSQL's multi-row form of an INSERT (see execute_many), once asked
         self.names = tuple(compiled.positiontup if dialect.positional else compiled.binds)
         prefetch = {column.key: column for column in compiled.insert_prefetch}
         self.converters, self.made = [], {}
@@ -193,14 +195,65 @@ def _driver_rows(prepared: _Prepared, rows: list[dict]) -> list:
                              None, exc) from exc
 
 
-def execute_many(connection: Connection, statement, rows: list[dict]):
+def execute_many(connection: Connection, statement, rows: list[dict]) -> None:
     """connection.execute(statement, rows) for a plain INSERT, UPDATE or DELETE run once per row,
     with the same outcome (column defaults, bind types, errors as SQLAlchemy errors) at a fraction
-    of the cost. Every row has the keys of the first; the caller commits."""
+    of the cost. Every row has the keys of the first; the caller commits.
+
+    On PostgreSQL an INSERT goes as multi-row INSERTs (`VALUES (...), (...), ...`, each row's
+    parameters renamed), as many rows a statement as psycopg still keeps the parsing of (50
+    parameters), run as one executemany (psycopg pipelines it): the server parses and runs one
+    statement per page of rows instead of one per row, which was most of the time a batch took to
+    write there."""
     if not rows:
-        return None
+        return
     prepared = _prepared(connection, statement, rows)
-    return connection.exec_driver_sql(prepared.sql, _driver_rows(prepared, rows))
+    params = _driver_rows(prepared, rows)
+    if connection.dialect.name == "postgresql" and len(params) > 1 and _pg_pages(prepared) is not None:
+        page = max(1, PG_PARAMETERS // len(prepared.names))
+        full = len(params) - len(params) % page
+        if full:
+            connection.exec_driver_sql(_pg_multirow(prepared, page),
+                                       [_renamed(params[start:start + page]) for start in range(0, full, page)])
+        if full < len(params):
+            connection.exec_driver_sql(_pg_multirow(prepared, len(params) - full), _renamed(params[full:]))
+        return
+    connection.exec_driver_sql(prepared.sql, params)
+
+
+# psycopg parses a statement's text for its parameters on every run, except that it remembers
+# statements of up to 50 parameters (psycopg._queries.MAX_CACHED_STATEMENT_PARAMS) and 4,096
+# characters: a page of rows stays within both.
+PG_PARAMETERS = 50
+_NAMED_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def _renamed(rows: list[dict]) -> dict:
+    return {f"{name}__{n}": value for n, row in enumerate(rows) for name, value in row.items()}
+
+
+def _pg_pages(prepared: "_Prepared") -> tuple[str, str] | None:
+    """(everything before VALUES, the one row of values) of a plain INSERT compiled for
+    PostgreSQL's psycopg (named parameters, `%(name)s::TYPE`), or None for any other statement."""
+    if prepared.pages is None:
+        head, found, one = prepared.sql.partition(" VALUES (")
+        named = _NAMED_PARAM.findall(one)
+        plain = (prepared.sql.startswith("INSERT INTO ") and found and one.endswith(")") and not prepared.positional
+                 and " VALUES (" not in one and "RETURNING" not in one and set(named) == set(prepared.names)
+                 and len(named) == len(prepared.names))
+        prepared.pages = (head, "(" + one, {}) if plain else ()
+    return prepared.pages or None
+
+
+def _pg_multirow(prepared: "_Prepared", count: int) -> str:
+    head, one, made = prepared.pages
+    sql = made.get(count)
+    if sql is None:
+        rows = ", ".join(_NAMED_PARAM.sub(lambda m: f"%({m.group(1)}__{n})s", one) for n in range(count))
+        sql = f"{head} VALUES {rows}"
+        if len(made) < 64:  # a full page and the shorter last ones
+            made[count] = sql
+    return sql
 
 
 def insert_returning(connection: Connection, statement, rows: list[dict]) -> list[tuple]:

@@ -56,3 +56,32 @@ def test_codes_found_before_the_question_code_table_are_indexed_by_the_migration
         rows = session.execute(select(QuestionCode).order_by(QuestionCode.code)).scalars().all()
         assert [(r.question_id, r.code, r.quoted) for r in rows] == [(1, "62303", False), (1, "99214", True)]
     engine.dispose()
+
+
+def test_postgresql_compresses_the_long_values_of_each_question_with_lz4(pg_engine):
+    from sqlalchemy import insert
+
+    from consultant.models import Question, RawMessage, Reply
+
+    long_text = "Can I bill 62303 with 72128, and do I need modifier 59? " * 200  # well over 2 kB: compressed
+    with pg_engine.begin() as connection:
+        methods = dict(connection.exec_driver_sql(
+            "SELECT attrelid::regclass::text || '.' || attname, attcompression FROM pg_attribute "
+            "WHERE attrelid IN ('question'::regclass, 'reply'::regclass, 'raw_message'::regclass) "
+            "AND attname IN ('new_text', 'analysis', 'text', 'html', 'raw', 'subject')").all())
+        qid = connection.execute(insert(Question).returning(Question.id), dict(
+            status="drafted", dedupe_key="<lz4@t>", new_text=long_text, analysis={"notes": [long_text]})).scalar_one()
+        connection.execute(insert(RawMessage), dict(question_id=qid, raw=long_text.encode()))
+        connection.execute(insert(Reply), dict(question_id=qid, kind="answer", to_addr="a@t", subject="s",
+                                               text=long_text, html=f"<p>{long_text}</p>", message_id="<m@t>"))
+        stored = connection.exec_driver_sql(
+            "SELECT pg_column_compression(q.new_text), pg_column_compression(r.html), q.new_text, q.analysis::text, "
+            f"r.text, m.raw FROM question q JOIN reply r ON r.question_id = q.id JOIN raw_message m ON "
+            f"m.question_id = q.id WHERE q.id = {int(qid)}").one()
+    assert {name: methods[name] for name in ("question.new_text", "question.analysis", "reply.text", "reply.html",
+                                              "raw_message.raw")} == dict.fromkeys(
+        ("question.new_text", "question.analysis", "reply.text", "reply.html", "raw_message.raw"), "l")
+    assert methods["question.subject"] == ""  # short columns keep the default
+    assert stored[:2] == ("lz4", "lz4")
+    assert stored[2] == long_text and long_text in stored[3] and stored[4] == long_text
+    assert bytes(stored[5]) == long_text.encode()

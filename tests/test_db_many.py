@@ -4,10 +4,11 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 from sqlmodel import Session
 
+from consultant import db
 from consultant.db import execute_many, insert_returning
 from consultant.models import Event, Question, Reply
 from consultant.states import _create_statement
@@ -66,7 +67,10 @@ def stored(connection, first_id: int) -> list[tuple]:
         f"SELECT {columns} FROM question WHERE id >= {int(first_id)} ORDER BY id")]
 
 
-def test_inserts_store_what_sqlalchemy_stores(engine):
+@pytest.mark.parametrize("parameters", [None, 1000])  # PostgreSQL: rows per statement, as few or many
+def test_inserts_store_what_sqlalchemy_stores(engine, parameters, monkeypatch):
+    if parameters:
+        monkeypatch.setattr(db, "PG_PARAMETERS", parameters)
     for round_ in range(4):
         rows = question_rows(random.Random(round_), f"r{round_}-", 60)
         with engine.begin() as connection:
@@ -74,9 +78,25 @@ def test_inserts_store_what_sqlalchemy_stores(engine):
             connection.execute(insert(Question), rows)
             theirs = stored(connection, start + 1)
             middle = connection.execute(select(Question.id).order_by(Question.id.desc())).scalar()
+            statements = []
+
+            def count(_conn, _cursor, sql, params, _context, many):
+                runs = params if many else [params]
+                statements.append((sql.count("), (") + 1, len(runs), max(len(p) for p in runs)))
+
+            event.listen(connection, "before_cursor_execute", count)
             execute_many(connection, insert(Question), [dict(row, dedupe_key="x" + row["dedupe_key"]) for row in rows])
+            event.remove(connection, "before_cursor_execute", count)
             ours = stored(connection, middle + 1)
+            keys = connection.execute(select(Question.dedupe_key).where(Question.id > middle)
+                                      .order_by(Question.id)).scalars().all()
         assert len(ours) == 60 and ours == theirs
+        assert keys == ["x" + row["dedupe_key"] for row in rows]  # in the order given, ids rising
+        if engine.dialect.name == "postgresql":  # multi-row statements: a page of rows each, then the rest
+            assert sum(rows * runs for rows, runs, _ in statements) == 60 and len(statements) <= 2
+            assert statements[0][0] > 1 and all(most <= db.PG_PARAMETERS for _, _, most in statements)
+        else:
+            assert [(rows, runs) for rows, runs, _ in statements] == [(1, 60)]  # one executemany
         assert {row[STORED.index("attempts")] for row in ours} == {0}  # its column default
 
 
@@ -129,6 +149,15 @@ def test_a_value_the_column_type_refuses_is_a_sqlalchemy_error(engine, bad):
         with pytest.raises(StatementError):
             connection.execute(insert(Question), [dict(status="received", dedupe_key="<b@t>", sent_date=bad)])
     assert isinstance(raised.value, StatementError)
+
+
+def test_a_row_the_database_refuses_fails_the_whole_statement(engine):
+    rows = [dict(status="received", dedupe_key=f"<dup{n % 3}@t>") for n in range(5)]  # dedupe_key is unique
+    with engine.connect() as connection:
+        with pytest.raises(SQLAlchemyError):
+            with connection.begin():
+                execute_many(connection, insert(Question), rows)
+        assert connection.execute(select(Question.id).where(Question.dedupe_key.like("<dup%"))).all() == []
 
 
 def test_a_row_without_a_key_of_the_first_is_refused(engine):
