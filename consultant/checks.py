@@ -65,6 +65,11 @@ class Checks:
 def date_of_service(text: str, default: date) -> tuple[date, bool]:
     """The date of service the question gives ("DOS 03/14/2025", "date of service 2025-03-14"),
     or `default` (the day the question arrived)."""
+    # The pattern is tried at every position of the text (case-insensitive, it has no fixed
+    # start to skip ahead to): 70 us a question. Each of its forms holds "dos" or "date".
+    folded = (text or "").casefold()
+    if "dos" not in folded and "date" not in folded:
+        return default, False
     for match in _DOS.finditer(text or ""):
         try:
             if match[1]:

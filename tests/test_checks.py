@@ -1,5 +1,6 @@
 """Checks on the codes of one question: NCCI pairs on the date of service, MUE units, fee-schedule
 modifiers, deleted codes, and what was not checked because a data set is not loaded."""
+import random
 from datetime import date
 
 import pytest
@@ -52,6 +53,33 @@ def test_the_date_of_service_is_read_from_the_question(text, expected):
 
 def test_without_a_date_of_service_the_day_it_arrived_is_used():
     assert checks.date_of_service("seen 03/14/2025", date(2026, 1, 1)) == (date(2026, 1, 1), False)
+
+
+def test_the_quick_rejection_reads_every_text_as_the_pattern_alone_does():
+    """date_of_service skips texts without "dos" or "date" (case-folded) before trying its pattern:
+    over random texts, including letters that match case-insensitively (long s, Kelvin sign,
+    dotless i), it gives what the pattern alone gives."""
+    def pattern_alone(text, default):
+        for match in checks._DOS.finditer(text):
+            try:
+                if match[1]:
+                    year = int(match[3]) + (2000 if len(match[3]) == 2 else 0)
+                    return date(year, int(match[1]), int(match[2])), True
+                return date(int(match[4]), int(match[5]), int(match[6])), True
+            except ValueError:
+                continue
+        return default, False
+
+    rnd = random.Random(5)
+    bits = ["DOS", "dos", "DoS", "DO\u017f", "d\u00f6s", "date of service", "DATE  OF\tSERVICE", "service date",
+            "Service\nDate", "dat\u0117", "\u212a", "\u0131", " ", ": ", "was ", "is ", "-", "=", "03/14/2025",
+            "3/4/25", "02/31/2025", "2025-03-14", "12/31/2024", "x", "99213", "\u00df"]
+    default, found = date(2026, 1, 1), 0
+    for _ in range(3000):
+        text = "".join(rnd.choice(bits) for _ in range(rnd.randrange(1, 9)))
+        assert checks.date_of_service(text, default) == pattern_alone(text, default), text
+        found += pattern_alone(text, default)[1]
+    assert found > 30  # some texts do give dates
 
 
 def test_a_pair_in_force_on_the_date_of_service_gives_a_bundling_warning(session):
