@@ -16,6 +16,7 @@ tried again one at a time in the worker, where a message that kills it is counte
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -100,6 +101,7 @@ def _serve(settings: Settings, conn) -> None:
     setup(settings.log.level, settings.log.file)
     engine = make_engine(settings.database.url)
     finisher, batch = Finisher(engine, settings), None
+    gc.freeze()  # what we keep to the end (code, code index) is left out of the collector's passes
     # A thread takes in what the worker sends as it comes, so the worker never waits to send while
     # we wait for it to read our outcomes (two full pipes would be a deadlock).
     inbox: queue.SimpleQueue = queue.SimpleQueue()

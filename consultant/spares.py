@@ -19,6 +19,7 @@ forked and the pool starts fresh interpreters as before.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import socket
@@ -76,6 +77,9 @@ def fork(count: int) -> int:
     if not _spares:
         atexit.register(release)
     sys.stdout.flush()  # what is buffered would otherwise be written twice
+    # The imported code is left out of the collector's passes, here and in the children: their
+    # passes would also copy the pages the children share with us.
+    gc.freeze()
     sys.stderr.flush()
     for _ in range(count):
         ours, theirs = socket.socketpair()

@@ -1,6 +1,7 @@
 """Mail commands: `run`, `poll`, `inject`, `inspect`."""
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -39,6 +40,10 @@ def poll(once: bool = typer.Option(False, "--once", help="Run one poll and exit 
     # is opened: ready as soon as a backlog needs them (they end at once if none comes).
     spares.fork(process_count(settings.worker.processes))
     worker = Worker(STATE.require_schema(), settings, fetch_mail=fetch)
+    # What the worker keeps for its whole run (the code, the mapped models, the code index: about
+    # 100,000 objects) is left out of the garbage collector's passes: their full passes over it were
+    # 4 % of a backlog's time.
+    gc.freeze()
     try:
         result = worker.poll_once()
     finally:
@@ -58,6 +63,7 @@ def run():
     settings = STATE.settings
     spares.fork(process_count(settings.worker.processes))  # as for poll: ready for the first backlog
     worker = Worker(STATE.require_schema(), settings)
+    gc.freeze()  # as for poll
     worker.run(ready=lambda: console.print(
         f"worker running: {settings.imap.host}:{settings.imap.port} {settings.imap.mailbox}, "
         f"polling every {settings.worker.poll_every:g}s{' with IDLE' if settings.imap.idle else ''}; Ctrl-C to stop"))
