@@ -72,6 +72,20 @@ BLOCK_CACHE = 4096  # rendered code blocks kept per environment
 
 
 class _Environment(Environment):
+    def get_template(self, name, parent=None, globals=None):
+        """Templates are loaded once (auto_reload is off) and then found in a plain dict: Jinja2's
+        own cache reorders a list on every look-up, and every reply looks up the templates it
+        extends and includes."""
+        if globals or not isinstance(name, str):
+            return super().get_template(name, parent, globals)
+        if parent is not None:
+            name = self.join_path(name, parent)
+        loaded = self.__dict__.setdefault("_loaded", {})
+        template = loaded.get(name)
+        if template is None:
+            template = loaded[name] = super().get_template(name)
+        return template
+
     def make_globals(self, d):
         """The globals of a template as a plain dict, not a ChainMap over the environment's: every
         render copies them, and a ChainMap is copied key by key in Python. All of ours are set
