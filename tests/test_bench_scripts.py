@@ -41,9 +41,15 @@ def runs(seeded_sqlite):
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     yield started
     for process in started.values():
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        if process.poll() is None:  # its test was not run (-k): SIGTERM lets it remove its servers and folders
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for pipe in (process.stdout, process.stderr):
+            pipe.close()
 
 
 def report(runs, name: str) -> dict:
