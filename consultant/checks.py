@@ -70,7 +70,11 @@ def date_of_service(text: str, default: date) -> tuple[date, bool]:
     folded = (text or "").casefold()
     if "dos" not in folded and "date" not in folded:
         return default, False
-    for match in _DOS.finditer(text or ""):
+    return _first_date(text or "", default)
+
+
+def _first_date(text: str, default: date) -> tuple[date, bool]:
+    for match in _DOS.finditer(text):
         try:
             if match[1]:
                 year = int(match[3]) + (2000 if len(match[3]) == 2 else 0)

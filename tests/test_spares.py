@@ -12,13 +12,13 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from imapclient import IMAPClient
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from consultant import spares
 from consultant.db import make_engine
 from consultant.models import Question
+from outagesupport import fill_inbox
 from support import question_bytes
 
 N = 120  # three chunks for each side at least (pool.MIN_SHARED is 40)
@@ -56,14 +56,8 @@ def left_behind(mark: str) -> list[int]:
 
 def backlog(user, count: int) -> None:
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    messages = [dict(msg=question_bytes(n, sender=f"coder{n}@clinic{n % 7}.test"),
-                     date=now - timedelta(seconds=count - n)) for n in range(count)]
-    client = IMAPClient(user.host, user.port, ssl=False)
-    try:
-        client.login(user.username, user.password)
-        client.multiappend("INBOX", messages)
-    finally:
-        client.logout()
+    fill_inbox(user, [dict(msg=question_bytes(n, sender=f"coder{n}@clinic{n % 7}.test"),
+                           date=now - timedelta(seconds=count - n)) for n in range(count)])
 
 
 def test_a_poll_forks_its_extra_process_which_drafts_a_share_of_the_backlog(db_url, dovecot, tmp_path):
