@@ -123,6 +123,24 @@ def test_updates_store_what_sqlalchemy_stores(engine):
     assert all(new != old for new, old in zip(got, inserted))  # the updates did change them
 
 
+def test_an_update_that_picks_a_row_twice_runs_row_by_row(engine):
+    statement = (update(Question).where(Question.id == bindparam("w_id"), Question.status == bindparam("w_status"))
+                 .values(status=bindparam("v_status"), subject=bindparam("v_subject")))
+    with engine.begin() as connection:
+        qid = connection.execute(insert(Question).returning(Question.id),
+                                 dict(status="received", dedupe_key="<twice@t>")).scalar_one()
+        other = connection.execute(insert(Question).returning(Question.id),
+                                   dict(status="received", dedupe_key="<other@t>")).scalar_one()
+        execute_many(connection, statement, [
+            dict(w_id=qid, w_status="received", v_status="parsed", v_subject="first"),
+            dict(w_id=other, w_status="parsed", v_status="drafted", v_subject="not this one"),  # not at that status
+            dict(w_id=qid, w_status="parsed", v_status="drafted", v_subject="second")])  # sees the first change
+        rows = dict(connection.execute(select(Question.id, Question.subject).where(Question.id.in_([qid, other]))).all())
+        statuses = dict(connection.execute(select(Question.id, Question.status)
+                                           .where(Question.id.in_([qid, other]))).all())
+    assert rows == {qid: "second", other: None} and statuses == {qid: "drafted", other: "received"}
+
+
 def test_column_defaults_are_filled_as_sqlalchemy_fills_them(engine):
     with engine.begin() as connection:
         ids = connection.execute(insert(Question).returning(Question.id, sort_by_parameter_order=True),
