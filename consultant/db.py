@@ -240,7 +240,7 @@ def _pg_pages(prepared: "_Prepared") -> tuple[str, str] | None:
         named = _NAMED_PARAM.findall(one)
         plain = (prepared.sql.startswith("INSERT INTO ") and found and one.endswith(")") and not prepared.positional
                  and " VALUES (" not in one and "RETURNING" not in one and set(named) == set(prepared.names)
-                 and len(named) == len(prepared.names))
+                 and len(named) == len(prepared.names) and not any("__" in name for name in named))
         prepared.pages = (head, "(" + one, {}) if plain else ()
     return prepared.pages or None
 

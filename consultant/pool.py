@@ -149,9 +149,10 @@ class Helper:
 
     It is either one forked before the worker had threads (consultant.spares) or started as
     `python -c` importing only what drafting needs (multiprocessing's spawn would first import the
-    worker's main module again, the whole command line); either talks over a socket pair. A thread reads what the process sends as it comes and hands it the next chunk at once
-    (Pool.refill), so the process neither waits on a full pipe nor runs dry while the worker is busy
-    fetching or writing."""
+    worker's main module again, the whole command line); either talks over a socket pair. A thread
+    reads what the process sends as it comes and hands it the next chunk at once (Pool.refill), so
+    the process neither waits on a full pipe nor runs dry while the worker is busy fetching or
+    writing."""
 
     def __init__(self, settings: Settings, pool: "Pool", forked: tuple | None = None):
         if forked is not None:  # forked before the worker's threads and connections (consultant.spares)
