@@ -123,14 +123,15 @@ class Worker(Section):
 
 
 class Limits(Section):
-    max_message_bytes: int = 10 * 1024 * 1024
-    max_parts: int = 200
-    max_depth: int = 20
-    max_header_bytes: int = 64 * 1024
-    max_lines: int = 1_000_000
-    max_body_chars: int = 1_000_000
-    max_codes: int = 200
-    max_attempts: int = 3
+    # Each is a count or a size: zero or less would refuse every message (or retry none).
+    max_message_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_parts: int = Field(default=200, ge=1)
+    max_depth: int = Field(default=20, ge=1)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1)
+    max_lines: int = Field(default=1_000_000, ge=1)
+    max_body_chars: int = Field(default=1_000_000, ge=1)
+    max_codes: int = Field(default=200, ge=1)
+    max_attempts: int = Field(default=3, ge=1)
 
     def reading(self) -> dict[str, int]:
         """The limits read_message enforces, as its keyword arguments."""
@@ -141,8 +142,8 @@ class Limits(Section):
 
 class Screen(Section):
     allow_senders: list[str] = []
-    max_per_sender_per_hour: int = 20
-    max_per_hour: int = 500
+    max_per_sender_per_hour: int = Field(default=20, ge=0)  # 0: no limit
+    max_per_hour: int = Field(default=500, ge=0)  # 0: no limit
     authserv_id: str = ""
     sender_auth: Literal["off", "dmarc", "dkim_spf"] = "off"
 

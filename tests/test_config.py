@@ -63,6 +63,18 @@ def test_a_bad_value_is_named_with_what_is_wrong(tmp_path):
         config.load(path, environ={})
 
 
+@pytest.mark.parametrize("text,named", [
+    ("[limits]\nmax_parts = 0\n", r"limits\.max_parts: .*greater than or equal to 1"),
+    ("[limits]\nmax_attempts = -1\n", r"limits\.max_attempts: .*greater than or equal to 1"),
+    ("[limits]\nmax_message_bytes = 0\n", r"limits\.max_message_bytes: .*greater than or equal to 1"),
+    ("[screen]\nmax_per_hour = -5\n", r"screen\.max_per_hour: .*greater than or equal to 0"),
+])
+def test_a_limit_that_would_refuse_everything_is_named(tmp_path, text, named):
+    with pytest.raises(ConfigError, match=named):
+        config.load(write(tmp_path, text), environ={})
+    assert config.load(write(tmp_path, "[screen]\nmax_per_hour = 0\n"), environ={}).screen.max_per_hour == 0  # no limit
+
+
 def test_a_bad_duration_says_what_a_duration_looks_like(tmp_path):
     path = write(tmp_path, '[send]\ngive_up_after = "soon"\n')
     with pytest.raises(ConfigError, match=r"send\.give_up_after: must be a duration"):
