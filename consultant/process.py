@@ -1,9 +1,11 @@
 """Screen, parse and draft stored questions: received -> ignored | parsed -> drafted, or quarantined."""
 from __future__ import annotations
 
+import gc
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
@@ -67,19 +69,35 @@ class Processor:
         self.engine, self.settings = engine, settings
         self.stop = stop or threading.Event()
         self.owner = owner or worker_id()  # whose claim a batch is (host:pid, as for sending)
-        self.finisher = Finisher(engine, settings)
-        # Reads (the code look-ups, the batch's questions and their mail) go through the finisher's
-        # read-only session; each batch's writes through a session of their own.
-        self._lookup_session, self.lookup = self.finisher.session, self.finisher.lookup
         # Big batches are read and drafted by extra processes too (worker.processes).
         self.pool = Pool(settings)
         self.checkpointer = Checkpointer(engine)  # SQLite: the WAL copied back in a thread, after each write
         self._pending: deque[Pending] = deque()  # batches being drafted, oldest first (at most DEPTH)
         self.stepped = Counts()  # what steps between runs wrote (see step)
 
+    @cached_property
+    def finisher(self) -> Finisher:
+        """Made when first needed (reading the code index takes a while): a backlog's fetch has by
+        then set the extra processes going, which read theirs meanwhile."""
+        finisher = Finisher(self.engine, self.settings)
+        if gc.get_freeze_count():  # this process keeps what it holds for good out of the collector's
+            gc.freeze()            # passes (the commands do, see cli.mail): the code index too
+        return finisher
+
+    @property
+    def _lookup_session(self) -> Session:
+        """Reads (the code look-ups, the batch's questions and their mail) go through the
+        finisher's read-only session; each batch's writes through a session of their own."""
+        return self.finisher.session
+
+    @property
+    def lookup(self):
+        return self.finisher.lookup
+
     def close(self) -> None:
         self.pool.close()
-        self.finisher.close()
+        if "finisher" in self.__dict__:
+            self.finisher.close()
         self.checkpointer.close()
 
     def __enter__(self) -> "Processor":

@@ -40,9 +40,9 @@ def poll(once: bool = typer.Option(False, "--once", help="Run one poll and exit 
     # is opened: ready as soon as a backlog needs them (they end at once if none comes).
     spares.fork(process_count(settings.worker.processes))
     worker = Worker(STATE.require_schema(), settings, fetch_mail=fetch)
-    # What the worker keeps for its whole run (the code, the mapped models, the code index: about
-    # 100,000 objects) is left out of the garbage collector's passes: their full passes over it were
-    # 4 % of a backlog's time.
+    # What the worker keeps for its whole run (the code, the mapped models, and the code index once
+    # read: see Processor.finisher) is left out of the garbage collector's passes: their full passes
+    # over it were 4 % of a backlog's time.
     gc.freeze()
     try:
         result = worker.poll_once()
