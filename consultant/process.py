@@ -132,13 +132,24 @@ class Processor:
         DEPTH are (or when there was no fresh batch: then False). The fetch calls this after each
         batch it stores, so a backlog is drafted while the rest of it is fetched; the extra
         processes have a batch to draft while the worker writes one and fetches the next."""
-        self.finisher.refresh()
+        made = self._refresh()
         ids = self.claim(self.settings.worker.batch_size, retried=False)
         if ids:
+            if not made:
+                self.finisher.refresh()
             self._pending.append(self._prepare(ids))
         if self._pending and (len(self._pending) > DEPTH or not ids):
             (counts if counts is not None else self.stepped).add(self._complete(self._pending.popleft()))
         return bool(ids)
+
+    def _refresh(self) -> bool:
+        """New codes and releases before each batch, once the finisher is made (a poll with nothing
+        to do never reads the code index). This also clears a read an outage broke, so the next
+        poll after it recovers. Whether the finisher was made."""
+        if "finisher" not in self.__dict__:
+            return False
+        self.finisher.refresh()
+        return True
 
     def drain(self) -> Counts:
         """Write the batches still being drafted, in order. If one cannot be written (the database
@@ -154,9 +165,11 @@ class Processor:
 
     def run_once(self) -> Counts:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""
-        self.finisher.refresh()
+        made = self._refresh()
         fresh = self.claim(self.settings.worker.batch_size, retried=False)
         if fresh:
+            if not made:
+                self.finisher.refresh()
             return self._complete(self._prepare(fresh))
         return self._retried()
 
