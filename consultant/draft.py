@@ -133,20 +133,13 @@ def _code_blocks(env: Environment):
     return code_block
 
 
-@lru_cache(maxsize=64)
-def _reply_templates(templates: Path, name: str) -> tuple:
-    """The subject, text and HTML templates of one reply kind. Jinja2's own cache moves a template
-    to the front of a list on every look-up, and three templates asked in turn for every reply
-    made that a share of the drafting time."""
-    env = environment(templates)
-    return tuple(env.get_template(f"reply/{name}.{part}.j2") for part in ("subject", "txt", "html"))
-
-
 def render(templates: Path, name: str, **context) -> Rendered:
     """Render the three templates of one reply kind; the subject is forced onto one clean line."""
-    subject, text, html = _reply_templates(templates, name)
-    return Rendered(subject=one_line(subject.render(**context)), text=text.render(**context),
-                    html=html.render(**context))
+    env = environment(templates)
+    subject = env.get_template(f"reply/{name}.subject.j2").render(**context)
+    return Rendered(subject=one_line(subject),
+                    text=env.get_template(f"reply/{name}.txt.j2").render(**context),
+                    html=env.get_template(f"reply/{name}.html.j2").render(**context))
 
 
 def one_line(value: str, limit: int = 200) -> str:
