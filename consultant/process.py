@@ -132,24 +132,25 @@ class Processor:
         DEPTH are (or when there was no fresh batch: then False). The fetch calls this after each
         batch it stores, so a backlog is drafted while the rest of it is fetched; the extra
         processes have a batch to draft while the worker writes one and fetches the next."""
-        made = self._refresh()
-        ids = self.claim(self.settings.worker.batch_size, retried=False)
+        ids = self._claim_fresh()
         if ids:
-            if not made:
-                self.finisher.refresh()
             self._pending.append(self._prepare(ids))
         if self._pending and (len(self._pending) > DEPTH or not ids):
             (counts if counts is not None else self.stepped).add(self._complete(self._pending.popleft()))
         return bool(ids)
 
-    def _refresh(self) -> bool:
-        """New codes and releases before each batch, once the finisher is made (a poll with nothing
-        to do never reads the code index). This also clears a read an outage broke, so the next
-        poll after it recovers. Whether the finisher was made."""
-        if "finisher" not in self.__dict__:
-            return False
-        self.finisher.refresh()
-        return True
+    def _claim_fresh(self) -> list[int]:
+        """Claim the next fresh batch with new codes and releases read for it: before the claim
+        once the finisher is made (which also clears a read an outage broke, so the poll after it
+        recovers), else when the claim finds work (a poll with nothing to do never reads the code
+        index)."""
+        made = "finisher" in self.__dict__
+        if made:
+            self.finisher.refresh()
+        ids = self.claim(self.settings.worker.batch_size, retried=False)
+        if ids and not made:
+            self.finisher.refresh()
+        return ids
 
     def drain(self) -> Counts:
         """Write the batches still being drafted, in order. If one cannot be written (the database
@@ -165,11 +166,8 @@ class Processor:
 
     def run_once(self) -> Counts:
         """Process one bounded batch of received (and leftover parsed) questions; return counts."""
-        made = self._refresh()
-        fresh = self.claim(self.settings.worker.batch_size, retried=False)
+        fresh = self._claim_fresh()
         if fresh:
-            if not made:
-                self.finisher.refresh()
             return self._complete(self._prepare(fresh))
         return self._retried()
 

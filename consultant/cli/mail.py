@@ -25,25 +25,29 @@ def summary(result) -> str:
     return text
 
 
-@app.command()
-def poll(once: bool = typer.Option(False, "--once", help="Run one poll and exit (the only mode today)."),
-         fetch: bool = typer.Option(True, "--fetch/--no-fetch", help="Fetch from IMAP before processing.")):
-    """Fetch new mail and process it through screen, parse and draft, synchronously."""
+def _worker(settings, fetch_mail: bool = True):
+    """The worker of `poll` and `run`. Its extra drafting processes are forked first, now that the
+    code is imported and before the database is opened: ready as soon as a backlog needs them
+    (they end at once if none comes). Then what the worker keeps for its whole run (the code, the
+    mapped models, and the code index once read: see Processor.finisher) is left out of the garbage
+    collector's passes: their full passes over it were 4 % of a backlog's time."""
     from .. import spares
     from ..pool import process_count
     from ..worker import Worker
 
+    spares.fork(process_count(settings.worker.processes))
+    worker = Worker(STATE.require_schema(), settings, fetch_mail=fetch_mail)
+    gc.freeze()
+    return worker
+
+
+@app.command()
+def poll(once: bool = typer.Option(False, "--once", help="Run one poll and exit (the only mode today)."),
+         fetch: bool = typer.Option(True, "--fetch/--no-fetch", help="Fetch from IMAP before processing.")):
+    """Fetch new mail and process it through screen, parse and draft, synchronously."""
     if not once:
         raise ConsultantError("use `consultant poll --once`, or `consultant run` to keep polling")
-    settings = STATE.settings
-    # The extra drafting processes, forked now that the code is imported and before the database
-    # is opened: ready as soon as a backlog needs them (they end at once if none comes).
-    spares.fork(process_count(settings.worker.processes))
-    worker = Worker(STATE.require_schema(), settings, fetch_mail=fetch)
-    # What the worker keeps for its whole run (the code, the mapped models, and the code index once
-    # read: see Processor.finisher) is left out of the garbage collector's passes: their full passes
-    # over it were 4 % of a backlog's time.
-    gc.freeze()
+    worker = _worker(STATE.settings, fetch_mail=fetch)
     try:
         result = worker.poll_once()
     finally:
@@ -56,14 +60,8 @@ def poll(once: bool = typer.Option(False, "--once", help="Run one poll and exit 
 @app.command()
 def run():
     """Run the worker until SIGTERM or Ctrl-C: poll (woken by IMAP IDLE), process, draft."""
-    from .. import spares
-    from ..pool import process_count
-    from ..worker import Worker
-
     settings = STATE.settings
-    spares.fork(process_count(settings.worker.processes))  # as for poll: ready for the first backlog
-    worker = Worker(STATE.require_schema(), settings)
-    gc.freeze()  # as for poll
+    worker = _worker(settings)
     worker.run(ready=lambda: console.print(
         f"worker running: {settings.imap.host}:{settings.imap.port} {settings.imap.mailbox}, "
         f"polling every {settings.worker.poll_every:g}s{' with IDLE' if settings.imap.idle else ''}; Ctrl-C to stop"))
