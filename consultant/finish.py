@@ -23,8 +23,9 @@ from .batch import (
 )
 from .checks import releases_in_force
 from .config import Settings
-from .draft import draft_reply, safe_address
+from .draft import draft_reply, environment, safe_address
 from .extract import Findings, find_codes
+from .extract_tokens import hot
 from .logs import error, redact
 from .lookup import Lookup
 from .models import RawMessage, utcnow
@@ -37,6 +38,16 @@ from .states import Status
 
 _RAWS = select(RawMessage.question_id, RawMessage.raw).where(
     RawMessage.question_id.in_(bindparam("ids", expanding=True)))
+
+
+def warm_up(settings: Settings) -> None:
+    """Do now what a process's first question would otherwise do first, and what needs no database:
+    compile the finder's patterns and load the reply templates (for an extra process that waits
+    for work, see consultant.spares)."""
+    hot()
+    templates = environment(settings.templates_dir())
+    for name in templates.list_templates(filter_func=lambda name: name.startswith("reply/")):
+        templates.get_template(name)
 
 
 def ignored(item: Item, verdict: Verdict, reading: tuple[dict, str | None]) -> Outcome:

@@ -6,9 +6,11 @@ again: about a second here, during which the worker drafts alone. `consultant po
 still have one thread and have opened no database: a forked process shares the code already
 imported and is ready at once. It then waits for its settings like a fresh one
 (consultant.pool.child), which a Pool sends when the first backlog comes; it makes its own
-database connections and drafts the chunks it is sent. Any spare no Pool took is told to end when
-the command exits (a poll with nothing to do); one that is never sent its settings holds nothing
-but its share of memory.
+database connections and drafts the chunks it is sent. Meanwhile it warms up: what its first
+question would do that needs neither (the finder's patterns compiled, the reply templates loaded)
+is done while the worker still fetches. Any spare no Pool took is ended when the command exits (a
+poll with nothing to do); one that is never sent its settings holds nothing but its share of
+memory.
 
 Forking is only safe with one thread (a lock held by another thread would stay locked in the
 child forever) and with no database connection open (SQLite's locks and PostgreSQL's sessions
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 _spares: list[tuple["Forked", socket.socket]] = []  # forked, not yet taken by a Pool
 
@@ -69,9 +72,11 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-def fork(count: int) -> int:
+def fork(count: int, warm: Callable[[], object] | None = None) -> int:
     """Fork `count` extra processes now, if that is safe; how many were forked. Call it before the
-    first database connection is made."""
+    first database connection is made. Each calls `warm` first, while it waits: what its first
+    question would do anyway that needs no settings sent and no database (compiling patterns,
+    loading templates), done while the worker still fetches."""
     if count <= 0 or not can_fork():
         return 0
     if not _spares:
@@ -85,13 +90,13 @@ def fork(count: int) -> int:
         ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
-            _child(ours, theirs)  # does not return
+            _child(ours, theirs, warm)  # does not return
         theirs.close()
         _spares.append((Forked(pid), ours))
     return count
 
 
-def _child(ours: socket.socket, theirs: socket.socket) -> None:
+def _child(ours: socket.socket, theirs: socket.socket, warm: Callable[[], object] | None) -> None:
     """In the forked process: serve the worker, then exit without returning into the code that
     forked us (and without running its exit handlers or closing its connections)."""
     code = 1
@@ -100,6 +105,12 @@ def _child(ours: socket.socket, theirs: socket.socket) -> None:
         for _forked, other in _spares:  # the worker's ends of earlier spares: held here, they
             other.close()               # would keep those processes from seeing the worker go
         from .pool import child
+
+        if warm is not None:
+            try:
+                warm()
+            except Exception:  # only a head start: the first question does it again, and says why
+                pass
 
         child(theirs.detach())
         code = 0
@@ -119,11 +130,10 @@ def take(count: int) -> list[tuple[Forked, socket.socket]]:
 
 
 def release() -> None:
-    """Tell the spares no Pool took to end (at exit): they are only waiting for their settings."""
+    """End the spares no Pool took (at exit). Such a spare has opened nothing and has nothing to
+    write (it is warming up or waiting for its settings), so it is killed rather than waited for:
+    a poll with nothing to do does not wait for its warm-up."""
     for forked, ours in take(len(_spares)):
         ours.close()
-        try:
-            forked.wait(1.0)
-        except subprocess.TimeoutExpired:
-            forked.kill()
-            forked.wait()
+        forked.kill()
+        forked.wait()

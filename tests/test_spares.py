@@ -1,6 +1,6 @@
 """Extra drafting processes forked at the start of `consultant poll` (consultant.spares): they draft
-a share of a backlog, a poll with nothing to do leaves none behind, and a forked process that fails
-never goes on to run the code of the process it was forked from."""
+a share of a backlog, warm up while they wait, a poll with nothing to do leaves none behind, and a
+forked process that fails never goes on to run the code of the process it was forked from."""
 import os
 import re
 import signal
@@ -132,3 +132,68 @@ def test_nothing_is_forked_while_another_thread_runs():
     finally:
         release.set()
         thread.join()
+
+
+# A spare warms up before it waits for its settings; a warm-up that fails leaves it waiting as usual.
+WARMING_SPARE = """
+import os, sys
+from pathlib import Path
+from consultant import spares
+
+def warm():
+    Path(sys.argv[1] + ".new").write_text(str(os.getpid()))
+    Path(sys.argv[1] + ".new").rename(sys.argv[1])  # whole when the worker sees it
+    raise RuntimeError("warm-up failed")
+
+assert spares.fork(1, warm=warm) == 1
+[(forked, ours)] = spares.take(1)
+while not Path(sys.argv[1]).exists():
+    if forked.poll() is not None:
+        break
+print("warmed in", Path(sys.argv[1]).read_text(), "parent", os.getpid(), flush=True)
+print("still waiting", forked.poll() is None, flush=True)
+ours.close()  # no settings come: it ends
+print("spare exit code", forked.wait(30), flush=True)
+"""
+
+
+def test_a_forked_process_warms_up_first_and_a_failed_warm_up_leaves_it_waiting(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", WARMING_SPARE, str(tmp_path / "warmed")], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warmed = re.search(r"warmed in (\d+) parent (\d+)", proc.stdout)
+    assert warmed and warmed[1] != warmed[2], proc.stdout  # in the spare, not in the worker
+    assert "still waiting True" in proc.stdout and "spare exit code 0" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+# A spare no Pool took is ended at exit even in the middle of its warm-up (here: a long one).
+SLOW_WARM_UP = """
+import time
+from consultant import spares
+assert spares.fork(1, warm=lambda: time.sleep(600)) == 1
+print("forked", flush=True)
+"""
+
+
+def test_a_spare_still_warming_up_is_ended_when_the_command_exits(tmp_path):
+    mark = uuid.uuid4().hex
+    proc = subprocess.run([sys.executable, "-c", SLOW_WARM_UP], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env=dict(os.environ, CONSULTANT_TEST_MARK=mark))
+    assert proc.returncode == 0 and proc.stdout == "forked\n", proc.stderr
+    assert left_behind(mark) == []
+
+
+def test_the_warm_up_compiles_the_finder_and_loads_every_reply_template():
+    from consultant import extract_tokens
+    from consultant.config import Settings
+    from consultant.draft import environment
+    from consultant.finish import warm_up
+
+    settings = Settings()
+    warm_up(settings)
+    assert extract_tokens.HOT  # the finder's patterns, compiled
+    templates = environment(settings.templates_dir())
+    names = {p.relative_to(settings.templates_dir()).as_posix()
+             for p in (settings.templates_dir() / "reply").glob("*.j2")}
+    assert names and names <= set(templates.__dict__["_loaded"])

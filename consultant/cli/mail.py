@@ -32,10 +32,11 @@ def _worker(settings, fetch_mail: bool = True):
     mapped models, and the code index once read: see Processor.finisher) is left out of the garbage
     collector's passes: their full passes over it were 4 % of a backlog's time."""
     from .. import spares
+    from ..finish import warm_up
     from ..pool import process_count
     from ..worker import Worker
 
-    spares.fork(process_count(settings.worker.processes))
+    spares.fork(process_count(settings.worker.processes), warm=lambda: warm_up(settings))
     worker = Worker(STATE.require_schema(), settings, fetch_mail=fetch_mail)
     gc.freeze()
     return worker
