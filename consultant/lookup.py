@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from .codeindex import CPT, HCPCS, ICD10CM, CodeIndex
@@ -13,6 +13,27 @@ from .codetables import Code, Descriptor, Family, Relation, Release
 
 RELATED_LIMIT = 8
 _CODES_BY_SYSTEM = select(Code.system, func.count(), func.aggregate_strings(Code.code, "\n")).group_by(Code.system)
+# One code's row, as plain columns: an ORM object (session.get) cost several times the query.
+_CODE_ROW = select(Code.system, Code.code, Code.title, Code.description, Code.family, Code.addon, Code.billable,
+                   Code.status, Code.effective, Code.end_date, Code.parent, Code.notes, Code.release_id).where(
+    Code.system == bindparam("system"), Code.code == bindparam("code"))
+_RELEASES = select(Release.id, Release.name, Release.kind)
+_FAMILY_TITLE = select(Family.title).where(Family.key == bindparam("key"))
+_DESCRIBED_SYSTEMS = select(Descriptor.system).distinct()
+_TITLES = select(Code.code, Code.title).where(Code.system == bindparam("system"),
+                                              Code.code.in_(bindparam("codes", expanding=True)))
+_LINKED_FROM = select(Relation.related, Relation.related_system, Relation.kind).where(
+    Relation.system == bindparam("system"), Relation.code == bindparam("code"))
+_ADDONS_OF = select(Relation.code, Relation.system).where(
+    Relation.related_system == bindparam("system"), Relation.related == bindparam("code"),
+    Relation.kind == "add-on-of")
+_FAMILY_MEMBERS = select(Code.code, Code.title).where(
+    Code.system == bindparam("system"), Code.family == bindparam("family"), Code.code != bindparam("code"),
+    Code.status == "active")
+_DESCRIPTORS = (select(Descriptor.kind, Descriptor.release_id, Descriptor.text, Descriptor.end_date, Release.name)
+                .join(Release, Release.id == Descriptor.release_id)
+                .where(Descriptor.system == bindparam("system"), Descriptor.code == bindparam("code"))
+                .order_by(Descriptor.release_id.desc()))
 
 
 @dataclass
@@ -48,12 +69,19 @@ class CodeFacts:
 
 
 class Lookup:
-    """Code facts from one database, cached until a new release is loaded."""
+    """Code facts from one database, cached until a new release is loaded.
+
+    A code looked up for the first time costs a few queries; what many codes share (the rows of
+    ICD-10-CM categories above them, families, releases) is read once and kept with the facts."""
 
     def __init__(self, session: Session):
         self.session = session
         self._marker = None
         self._cache: dict[tuple[str, str], CodeFacts] = {}
+        self._rows: dict[tuple[str, str], object] = {}  # (system, code): its row, or None
+        self._families: dict[str, str | None] = {}  # key: title
+        self._releases: dict[int, tuple[str, str]] | None = None  # id: (name, kind)
+        self._described: set[str] | None = None  # the systems with licensed descriptors loaded
         self.index = CodeIndex()
         self.refresh()
 
@@ -66,6 +94,9 @@ class Lookup:
         if marker != self._marker:
             self.index = self._read_index()
             self._cache.clear()
+            self._rows.clear()
+            self._families.clear()
+            self._releases = self._described = None
             self._marker = marker
 
     def _read_index(self) -> CodeIndex:
@@ -88,19 +119,17 @@ class Lookup:
         return self._cache[key]
 
     def _load(self, system: str, code: str) -> CodeFacts:
-        row = self.session.get(Code, (system, code))
+        row = self._row(system, code)
         if row is None:
             return CodeFacts(code=code, system=system, known=False)
-        release = self.session.get(Release, row.release_id) if row.release_id else None
+        name, kind = self._release(row.release_id)
         facts = CodeFacts(code=code, system=system, known=True, title=row.title,
                           description=row.description or "", family=row.family, addon=row.addon,
-                          billable=row.billable, status=row.status, source=release.name if release else None,
-                          starter=bool(release and release.kind == "starter"),
-                          effective=row.effective, end_date=row.end_date)
+                          billable=row.billable, status=row.status, source=name,
+                          starter=kind == "starter", effective=row.effective, end_date=row.end_date)
         self._descriptor(facts)
         if row.family:
-            family = self.session.get(Family, row.family)
-            facts.family_title = family.title if family else None
+            facts.family_title = self._family_title(row.family)
         if system == ICD10CM:
             facts.related = self._icd_related(row)
             facts.notes = self._icd_notes(row)
@@ -108,22 +137,45 @@ class Lookup:
             facts.related = rank_related(self._siblings(row), self._relations(row))
         return facts
 
+    def _row(self, system: str, code: str):
+        """A code's row (its columns by name), or None; kept, since the categories above
+        ICD-10-CM codes are read again for every code below them."""
+        key = (system, code)
+        if key not in self._rows:
+            self._rows[key] = self.session.connection().execute(_CODE_ROW, dict(system=system, code=code)).first()
+        return self._rows[key]
+
+    def _release(self, release_id: int | None) -> tuple[str | None, str | None]:
+        """(name, kind) of a release; (None, None) for none or one not found."""
+        if release_id is None:
+            return None, None
+        if self._releases is None:
+            self._releases = {r.id: (r.name, r.kind) for r in self.session.connection().execute(_RELEASES)}
+        return self._releases.get(release_id, (None, None))
+
+    def _family_title(self, key: str) -> str | None:
+        if key not in self._families:
+            self._families[key] = self.session.connection().execute(_FAMILY_TITLE, dict(key=key)).scalar()
+        return self._families[key]
+
     def _descriptor(self, facts: CodeFacts) -> None:
         """The licensed descriptor (long before medium before short, newest first) and its end date.
         Its effective date is the date of the last change, not when the code began, so it is not
         used for "not yet effective"."""
-        rows = self.session.execute(
-            select(Descriptor, Release.name).join(Release, Release.id == Descriptor.release_id)
-            .where(Descriptor.system == facts.system, Descriptor.code == facts.code)
-            .order_by(Descriptor.release_id.desc())).all()
+        connection = self.session.connection()
+        if self._described is None:
+            self._described = set(connection.execute(_DESCRIBED_SYSTEMS).scalars())
+        if facts.system not in self._described:
+            return
+        rows = connection.execute(_DESCRIPTORS, dict(system=facts.system, code=facts.code)).all()
         rank = {"long": 0, "medium": 1, "short": 2}
-        rows.sort(key=lambda r: (rank.get(r[0].kind, 3), -r[0].release_id))
+        rows.sort(key=lambda r: (rank.get(r.kind, 3), -r.release_id))
         if rows:
-            best, name = rows[0]
-            facts.descriptor, facts.descriptor_source = best.text, name
+            best = rows[0]
+            facts.descriptor, facts.descriptor_source = best.text, best.name
             facts.end_date = best.end_date or facts.end_date
 
-    def _icd_notes(self, row: Code) -> dict[str, list[str]]:
+    def _icd_notes(self, row) -> dict[str, list[str]]:
         """Excludes, code-first and use-additional notes of the code and of every level above it,
         since a note on a category applies to all its codes."""
         notes: dict[str, list[str]] = {}
@@ -131,24 +183,21 @@ class Lookup:
         while current is not None and seen < 6:
             for kind, items in (current.notes or {}).items():
                 notes.setdefault(kind, []).extend(i for i in items if i not in notes.get(kind, []))
-            current = self.session.get(Code, (ICD10CM, current.parent)) if current.parent else None
+            current = self._row(ICD10CM, current.parent) if current.parent else None
             seen += 1
         return notes
 
     def _titles(self, system: str, codes: list[str]) -> dict[str, str]:
         if not codes:
             return {}
-        rows = self.session.execute(
-            select(Code.code, Code.title).where(Code.system == system, Code.code.in_(codes))).all()
+        rows = self.session.connection().execute(_TITLES, dict(system=system, codes=codes)).all()
         return dict(rows)
 
-    def _relations(self, row: Code) -> list[Related]:
+    def _relations(self, row) -> list[Related]:
         out: list[Related] = []
-        forward = self.session.execute(select(Relation.related, Relation.related_system, Relation.kind)
-                                       .where(Relation.system == row.system, Relation.code == row.code)).all()
-        backward = self.session.execute(select(Relation.code, Relation.system)
-                                        .where(Relation.related_system == row.system,
-                                               Relation.related == row.code, Relation.kind == "add-on-of")).all()
+        connection, values = self.session.connection(), dict(system=row.system, code=row.code)
+        forward = connection.execute(_LINKED_FROM, values).all()
+        backward = connection.execute(_ADDONS_OF, values).all()
         pairs = [(c, s, "primary" if k == "add-on-of" else k) for c, s, k in forward]
         pairs += [(c, s, "add-on") for c, s in backward]
         for system in {s for _, s, _ in pairs}:
@@ -156,35 +205,31 @@ class Lookup:
             out += [Related(c, s, titles.get(c, ""), k) for c, s, k in pairs if s == system]
         return sorted(out, key=lambda r: (r.kind, r.code))
 
-    def _siblings(self, row: Code) -> list[Related]:
+    def _siblings(self, row) -> list[Related]:
         """Family members nearest to the code, so 99213 shows 99212 and 99214 before 99202."""
         if not row.family:
             return []
-        rows = self.session.execute(select(Code.code, Code.title).where(
-            Code.system == row.system, Code.family == row.family, Code.code != row.code,
-            Code.status == "active")).all()
+        rows = self.session.connection().execute(
+            _FAMILY_MEMBERS, dict(system=row.system, family=row.family, code=row.code)).all()
         rows.sort(key=lambda r: (_distance(r[0], row.code), r[0]))
         return [Related(c, row.system, t, "sibling") for c, t in rows[:RELATED_LIMIT]]
 
-    def _icd_related(self, row: Code) -> list[Related]:
+    def _icd_related(self, row) -> list[Related]:
         """A header code lists its billable codes; a billable code lists its neighbours."""
         if not row.billable:
-            prefix = row.code if "." in row.code else row.code + "."
-            kind = "child"
-            query = select(Code.code, Code.title).where(
-                Code.system == ICD10CM, *_starts_with(prefix), Code.billable)
+            kind, query = "child", _ICD_CHILDREN
+            low, high = _prefix_range(row.code if "." in row.code else row.code + ".")
+            values = dict(low=low, high=high)
         else:
             parent = _icd_parent(row.code)
             if parent is None:
                 return []
-            kind = "sibling"
-            query = select(Code.code, Code.title).where(
-                Code.system == ICD10CM, *_starts_with(parent),
-                func.length(Code.code) == len(row.code), Code.code != row.code, Code.billable)
-        limit = RELATED_LIMIT * 2 if kind == "child" else RELATED_LIMIT
-        rows = self.session.execute(query.order_by(Code.code).limit(limit)).all()
+            kind, query = "sibling", _ICD_SIBLINGS
+            low, high = _prefix_range(parent)
+            values = dict(low=low, high=high, length=len(row.code), code=row.code)
+        rows = self.session.connection().execute(query, values).all()
         related = [Related(c, ICD10CM, t, kind) for c, t in rows]
-        parent = self.session.get(Code, (ICD10CM, row.parent)) if row.parent else None
+        parent = self._row(ICD10CM, row.parent) if row.parent else None
         if parent is not None:
             related.insert(0, Related(parent.code, ICD10CM, parent.title, "parent"))
         return related
@@ -204,9 +249,17 @@ def rank_related(siblings: list[Related], linked: list[Related]) -> list[Related
     return out[:RELATED_LIMIT + 2]
 
 
-def _starts_with(prefix: str) -> tuple:
+def _prefix_range(prefix: str) -> tuple[str, str]:
     """Codes beginning with a prefix as a range on the primary key, which LIKE would not use."""
-    return Code.code >= prefix, Code.code < prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+# An ICD-10-CM header's billable codes; a billable code's neighbours (same length, same parent).
+_IN_RANGE = (Code.system == ICD10CM, Code.code >= bindparam("low"), Code.code < bindparam("high"), Code.billable)
+_ICD_CHILDREN = select(Code.code, Code.title).where(*_IN_RANGE).order_by(Code.code).limit(RELATED_LIMIT * 2)
+_ICD_SIBLINGS = (select(Code.code, Code.title)
+                 .where(*_IN_RANGE, func.length(Code.code) == bindparam("length"), Code.code != bindparam("code"))
+                 .order_by(Code.code).limit(RELATED_LIMIT))
 
 
 def _icd_parent(code: str) -> str | None:
