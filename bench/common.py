@@ -61,14 +61,24 @@ def spread_ms(values_ms: list[float]) -> dict:
             "max_ms": round(max(values_ms), 2)}
 
 
-def question(n: int, rng: random.Random) -> bytes:
+def wide_diagnoses(count: int = 3000, seed: int = 5) -> list[str]:
+    """`count` billable ICD-10-CM codes picked at random from the package's (bundled: the worker
+    knows them). Real mail asks about many different codes, and the first question about a code
+    looks it up in the database: with DIAGNOSES alone, a backlog asks about 14 codes in all."""
+    import simple_icd_10_cm as icd
+
+    billable = [code for code in icd.get_all_codes(True) if icd.is_leaf(code)]
+    return random.Random(seed).sample(billable, count)
+
+
+def question(n: int, rng: random.Random, diagnoses: list[str] = DIAGNOSES) -> bytes:
     """A made-up coding question of about 1-2 KB: new text with codes, quoted history, a signature.
     Five questions per sender, so the per-sender rate limit (20 an hour) never ignores one."""
     asked = rng.sample(PROCEDURES, rng.randint(1, 4))
     first = asked[0] + (f"-{rng.choice(MODIFIERS)}" if rng.random() < 0.5 else "")
     rest = " and ".join(asked[1:]) or "nothing else"
     body = (f"Hello,\n\nWe had a patient on 03/{rng.randint(10, 28)}/2026 where the physician did {first} "
-            f"together with {rest} in the same session. Diagnosis {rng.choice(DIAGNOSES)}, and the "
+            f"together with {rest} in the same session. Diagnosis {rng.choice(diagnoses)}, and the "
             f"clearinghouse flagged claim {rng.randint(10**8, 10**9)} for the pair.\n\n"
             f"Can these be billed together, and which modifier is right here? The payer is asking for "
             f"the operative note and we want to be sure before we resubmit. Units were {rng.randint(1, 3)}.\n\n"
@@ -80,9 +90,9 @@ def question(n: int, rng: random.Random) -> bytes:
     return question_bytes(n, body.replace("\n", "\r\n"), sender=f"coder{n // 5}@clinic{n % 97}.test")
 
 
-def questions(count: int, seed: int = 11) -> list[bytes]:
+def questions(count: int, seed: int = 11, diagnoses: list[str] = DIAGNOSES) -> list[bytes]:
     rng = random.Random(seed)
-    return [question(n, rng) for n in range(1, count + 1)]
+    return [question(n, rng, diagnoses) for n in range(1, count + 1)]
 
 
 def seeded_database(url: str, template: Path | None = None) -> None:

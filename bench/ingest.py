@@ -19,6 +19,8 @@ much of it that is); ratio = pipeline seconds / floor seconds.
   bench/ingest.py                       N = 5,000 on SQLite
   bench/ingest.py --db both             and on PostgreSQL
   bench/ingest.py --scaling             N = 1,000 and 20,000: ratio of the rates, peak RSS at 20,000
+  bench/ingest.py --codes wide          diagnoses from 3,000 ICD-10-CM codes, not 4: most of the
+                                        backlog's codes are then looked up for the first time
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from common import (
     BIN,
+    DIAGNOSES,
     add_seed_option,
     consultant,
     emit,
@@ -43,11 +46,13 @@ from common import (
     seeded_database,
     status_counts,
     stop_on_sigterm,
+    wide_diagnoses,
     worker_config,
 )
 
 FLOOR_BATCH = 500
 OVERRIDES: dict = {}  # settings changed from the defaults (--processes)
+MIX = {"codes": "few"}  # --codes
 ARRIVAL_GAP = timedelta(seconds=9)  # 400 an hour: a backlog under the global rate limit
 TARGETS = {"rate_per_s": ">= 1000 at N = 5000 (SQLite)", "ratio": "<= 3.0 at N = 5000",
            "scaling": "rate at 20000 within 20% of the rate at 1000", "peak_rss_mb": "< 200 at N = 20000"}
@@ -98,7 +103,7 @@ def pipeline(folder: Path, db_url: str, user, n: int, profile: Path | None = Non
 def measure(folder: Path, db: str, db_url: str, user, n: int, floor_s: float, profile: Path | None) -> dict:
     run = pipeline(folder, db_url, user, n, profile)
     drafted = run["statuses"].get("drafted", 0)
-    return {"db": db, "n": n, "settings": OVERRIDES or "defaults", "rate_per_s": round(drafted / run["seconds"], 1),
+    return {"db": db, "n": n, "settings": OVERRIDES or "defaults", "codes": MIX["codes"], "rate_per_s": round(drafted / run["seconds"], 1),
             "ratio": round(run["seconds"] / floor_s, 2), "peak_rss_mb": None if profile else run["peak_rss_mb"],
             "floor_rate_per_s": round(n / floor_s, 1), "pipeline_s": round(run["seconds"], 2),
             "floor_s": round(floor_s, 3), "pipeline_cpu_s": run["cpu_s"], "startup_s": run["startup_s"],
@@ -153,7 +158,7 @@ def run(sizes: list[int], dbs: list[str], profile: Path | None = None, sqlite_se
         databases = Databases(Path(tmp), stack, sqlite_seed)
         for n in sizes:
             user = dovecot.add_user()
-            raws = questions(n)
+            raws = questions(n, diagnoses=wide_diagnoses() if MIX["codes"] == "wide" else DIAGNOSES)
             fill_s = fill_mailbox(user, raws, dates=arrivals(n))
             floor_s, read = floor(user)
             if read != n:
@@ -181,8 +186,11 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="Run the worker under py-spy and write its collapsed stacks to FILE.<db>-<n>.txt "
                              "(for bench/stages.py; the peak RSS is then not measured).")
+    parser.add_argument("--codes", choices=["few", "wide"], default="few",
+                        help="Diagnoses from 4 codes (few) or from 3,000 (wide), with 10 procedures either way.")
     add_seed_option(parser)
     args = parser.parse_args()
+    MIX["codes"] = args.codes
     stop_on_sigterm()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     sizes = [args.small, args.large] if args.scaling else [args.messages]

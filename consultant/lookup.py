@@ -12,6 +12,9 @@ from .codeindex import CPT, HCPCS, ICD10CM, CodeIndex
 from .codetables import Code, Descriptor, Family, Relation, Release
 
 RELATED_LIMIT = 8
+# Facts (and rows) kept at most: a long-running worker asked about ever more codes starts afresh
+# rather than growing without end (ICD-10-CM alone has about 100,000 codes).
+CACHE_LIMIT = 20_000
 _CODES_BY_SYSTEM = select(Code.system, func.count(), func.aggregate_strings(Code.code, "\n")).group_by(Code.system)
 # One code's row, as plain columns: an ORM object (session.get) cost several times the query.
 _CODE_ROW = select(Code.system, Code.code, Code.title, Code.description, Code.family, Code.addon, Code.billable,
@@ -115,6 +118,9 @@ class Lookup:
     def facts(self, system: str, code: str) -> CodeFacts:
         key = (system, code)
         if key not in self._cache:
+            if len(self._cache) >= CACHE_LIMIT or len(self._rows) >= CACHE_LIMIT:
+                self._cache.clear()
+                self._rows.clear()
             self._cache[key] = self._load(system, code)
         return self._cache[key]
 

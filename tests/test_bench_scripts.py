@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import stages  # noqa: E402  (bench/stages.py)
 
 SMALL = {
-    "ingest": ["--messages", "20"],
+    "ingest": ["--messages", "20", "--codes", "wide"],
     "latency": ["--messages", "5", "--gap", "0.05", "0.1"],
     "send": ["--messages", "20", "--rounds", "1"],
     "extract": ["--text-mb", "0.05", "--copies", "1"],
@@ -66,7 +66,7 @@ def report(runs, name: str) -> dict:
 @pytest.mark.slow
 def test_ingest_drafts_every_question_and_reports_rate_ratio_and_peak_rss(runs):
     figures = report(runs, "ingest")
-    assert (figures["n"], figures["db"], figures["statuses"]) == (20, "sqlite", {"drafted": 20})
+    assert (figures["n"], figures["db"], figures["codes"], figures["statuses"]) == (20, "sqlite", "wide", {"drafted": 20})
     assert figures["all_drafted"] and figures["poll_runs"] >= 1
     for key in ("rate_per_s", "ratio", "peak_rss_mb", "floor_rate_per_s", "startup_s"):
         assert figures[key] > 0, key

@@ -78,3 +78,15 @@ def test_a_new_release_is_seen_after_refresh_descriptors_included(engine):
         after = lookup.facts("CPT", "27447")
     assert after.descriptor and after.descriptor.startswith("SAMPLE knee joint replacement")
     assert after.descriptor_source == "CPT long descriptors 2025"
+
+
+def test_the_cache_starts_afresh_at_its_limit_and_gives_the_same_facts(engine, monkeypatch):
+    from consultant import lookup as lookup_module
+
+    monkeypatch.setattr(lookup_module, "CACHE_LIMIT", 3)
+    with Session(engine) as session:
+        lookup = Lookup(session)
+        first = [facts(lookup, system, code) for system, code in CODES]
+        assert len(lookup._cache) <= 3 and len(lookup._rows) <= 3 + 3  # a code and the categories above it
+        again = [facts(lookup, system, code) for system, code in CODES]
+    assert first == again
