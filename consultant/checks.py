@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlmodel import Session
 
 from .codeindex import ICD10CM
@@ -104,18 +104,30 @@ def releases_in_force(session: Session) -> dict[str, dict[int, str]]:
     return _IN_FORCE[key]
 
 
+# The edit tables' rows as plain columns (every column, as the mapped classes read them), with
+# statements built once: per question, building them and making objects of the rows cost more
+# than the queries.
+def _released(table, *where):
+    return select(*table.__table__.c).where(table.release_id.in_(bindparam("releases", expanding=True)), *where)
+
+
+_PAIRS = _released(PtpEdit, PtpEdit.column1.in_(bindparam("first", expanding=True)),
+                   PtpEdit.column2.in_(bindparam("second", expanding=True)), PtpEdit.column1 != PtpEdit.column2,
+                   or_(PtpEdit.effective.is_(None), PtpEdit.effective <= bindparam("dos")),
+                   or_(PtpEdit.deletion.is_(None), PtpEdit.deletion > bindparam("dos")))
+_LIMITS = _released(Mue, Mue.code.in_(bindparam("codes", expanding=True)))
+_FEE_RULES = _released(FeeRule, FeeRule.code.in_(bindparam("codes", expanding=True)),
+                       or_(FeeRule.modifier.is_(None), FeeRule.modifier == ""))
+
+
 def pair_warnings(session: Session, codes: list[FoundCode], dos: date, releases: dict[int, str]) -> list[Alert]:
     procedures = [c for c in codes if c.system != ICD10CM]
     by_code = {c.code: c for c in procedures}
     if len(by_code) < 2 or not releases:
         return []
-    query = select(PtpEdit).where(
-        PtpEdit.release_id.in_(releases), PtpEdit.column1.in_(by_code), PtpEdit.column2.in_(by_code),
-        PtpEdit.column1 != PtpEdit.column2,
-        or_(PtpEdit.effective.is_(None), PtpEdit.effective <= dos),
-        or_(PtpEdit.deletion.is_(None), PtpEdit.deletion > dos))
     out = []
-    for edit in session.execute(query).scalars():
+    for edit in session.connection().execute(_PAIRS, dict(releases=list(releases), first=list(by_code),
+                                                          second=list(by_code), dos=dos)):
         release = releases[edit.release_id]
         col2 = by_code[edit.column2]
         asked_mod = sorted(X_MODIFIERS & set(col2.modifiers) | X_MODIFIERS & set(by_code[edit.column1].modifiers))
@@ -143,9 +155,8 @@ def unit_warnings(session: Session, codes: list[FoundCode], releases: dict[int, 
     counted = {c.code: c.units for c in codes if c.system != ICD10CM and c.units > 1}
     if not counted:
         return []
-    query = select(Mue).where(Mue.release_id.in_(releases), Mue.code.in_(counted))
     out = []
-    for mue in session.execute(query).scalars():
+    for mue in session.connection().execute(_LIMITS, dict(releases=list(releases), codes=list(counted))):
         release = releases[mue.release_id]
         units = counted[mue.code]
         if units > mue.units:
@@ -165,8 +176,7 @@ def modifier_warnings(session: Session, codes: list[FoundCode], releases: dict[i
         return []
     if not releases:
         return []
-    rules = session.execute(select(FeeRule).where(FeeRule.release_id.in_(releases), FeeRule.code.in_(wanted),
-                                                  or_(FeeRule.modifier.is_(None), FeeRule.modifier == ""))).scalars()
+    rules = session.connection().execute(_FEE_RULES, dict(releases=list(releases), codes=list(wanted)))
     out = []
     for rule in rules:
         for modifier in wanted[rule.code]:
