@@ -96,11 +96,15 @@ class Lookup:
         marker = tuple(self._current_marker())
         if marker != self._marker:
             self.index = self._read_index()
-            self._cache.clear()
-            self._rows.clear()
-            self._families.clear()
-            self._releases = self._described = None
+            self.forget()
             self._marker = marker
+
+    def forget(self) -> None:
+        """Drop every fact and row read so far (a new release; benchmarks of a cold start)."""
+        self._cache.clear()
+        self._rows.clear()
+        self._families.clear()
+        self._releases = self._described = None
 
     def _read_index(self) -> CodeIndex:
         """Every code, as one string per system from the database (100,000 rows as Python objects
@@ -119,8 +123,7 @@ class Lookup:
         key = (system, code)
         if key not in self._cache:
             if len(self._cache) >= CACHE_LIMIT or len(self._rows) >= CACHE_LIMIT:
-                self._cache.clear()
-                self._rows.clear()
+                self.forget()
             self._cache[key] = self._load(system, code)
         return self._cache[key]
 
