@@ -41,6 +41,13 @@ SYNONYMS = {
 }
 # A short word matches only itself ("flu" is not "fluid"); a longer one also words it begins.
 PREFIX_FROM = 4
+# A word in more rows of the index than this ("left", "right", "initial": ICD-10-CM says them
+# thousands of times) says little about which code a question means, and made most of the time of
+# a search for suggestions (60 of 80 ms for one question): suggest leaves it out of the search,
+# though a suggestion holding it still counts it as a word matched.
+COMMON_ROWS = 2000
+COMMON_MEMO = 10_000
+_COMMON: dict[tuple[str, str], bool] = {}  # (database, word): whether it is common there
 
 
 @dataclass
@@ -110,13 +117,44 @@ def suggest(session: Session, question: str, limit: int = 5) -> list[Hit]:
         return []
     need = min(2, len(words))
     scored = []
-    for system, code, score, document in _ranked(session.connection(), words, len(words) == 1, limit * 8, SYSTEMS):
+    searched = _informative(session.connection(), words)
+    for system, code, score, document in _ranked(session.connection(), searched, len(searched) == 1, limit * 8,
+                                                 SYSTEMS):
         present = set(_WORD.findall(document.lower()))
         matched = sum(1 for w in words if _holds(present, w))
         if matched >= need:
             scored.append((matched, score, (system, code)))
     scored.sort(key=lambda m: (-m[0], -m[1]))
     return _with_titles(session.connection(), [(key, score) for _, score, key in scored[:limit]])
+
+
+def _informative(connection: Connection, words: list[str]) -> list[str]:
+    """The words not common in the index (all of them if every one is). Whether a word is common
+    is asked once per database and process: a count that stops past COMMON_ROWS. (A release
+    loaded since may change a word's count a little; it only decides what is searched.)"""
+    database = str(connection.engine.url)
+    kept = []
+    for word in words:
+        common = _COMMON.get((database, word))
+        if common is None:
+            if len(_COMMON) >= COMMON_MEMO:
+                _COMMON.clear()
+            common = _COMMON[(database, word)] = _rows_holding(connection, word, COMMON_ROWS + 1) > COMMON_ROWS
+        if not common:
+            kept.append(word)
+    return kept or words
+
+
+def _rows_holding(connection: Connection, word: str, most: int) -> int:
+    """How many rows of the index hold the word (or one of its alternatives), counted up to `most`."""
+    if connection.dialect.name == "sqlite":
+        match = "code_search MATCH :q"
+        query = " OR ".join(_fts_term(a) for a in _alternatives(word))
+    else:
+        match = "doc @@ to_tsquery('english', :q)"
+        query = " | ".join(_pg_term(a) for a in _alternatives(word))
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM code_search WHERE {match} LIMIT :n) AS held"
+    return connection.execute(text(sql), dict(q=query, n=most)).scalar()
 
 
 def _with_titles(connection: Connection, ranked: list[tuple[tuple[str, str], float]]) -> list[Hit]:

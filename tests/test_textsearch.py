@@ -87,3 +87,38 @@ def test_a_question_without_codes_gets_suggestions_that_hold_its_words(session):
 def test_a_question_about_nothing_codable_gets_no_suggestions(session):
     assert suggest(session, "Thanks so much for your help last week!") == []
     assert suggest(session, "Please call me back about the invoice, Jane") == []
+
+
+def searched_for(session, question: str) -> list[str]:
+    """The full-text query strings suggest() sent for a question."""
+    from sqlalchemy import event
+
+    sent = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many):
+        if "code_search" in statement and "LIMIT" in statement and "count(*)" not in statement:
+            sent.append(str(parameters))
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        hits = suggest(session, question)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    return sent, hits
+
+
+def test_a_word_common_in_the_index_is_not_searched_but_still_counts_as_held(session, monkeypatch):
+    from consultant import textsearch
+
+    question = "What code is a thoracic myelogram on the left side?"
+    _sent, before = searched_for(session, question)
+    monkeypatch.setattr(textsearch, "_COMMON", {})
+    monkeypatch.setattr(textsearch, "COMMON_ROWS", 100)  # "left" (16,000 rows) and "side" are left out
+    [sent], hits = searched_for(session, question)
+    assert "left" not in sent and "side" not in sent and "myelogram" in sent
+    assert codes(hits)[0] == "62303" == codes(before)[0]
+    # A question whose every word is common searches them all.
+    monkeypatch.setattr(textsearch, "_COMMON", {})
+    monkeypatch.setattr(textsearch, "COMMON_ROWS", 0)
+    [sent], _hits = searched_for(session, question)
+    assert "left" in sent and "myelogram" in sent
