@@ -161,9 +161,11 @@ def _with_titles(connection: Connection, ranked: list[tuple[tuple[str, str], flo
     codes = {code for (_, code), _ in ranked}
     if not codes:
         return []
-    query = text("SELECT system, code, title FROM code WHERE code IN :codes").bindparams(
-        bindparam("codes", expanding=True))
-    titles = {(s, c): t for s, c, t in connection.execute(query, dict(codes=sorted(codes)))}
+    # Both columns of the primary key: with the code alone the database read the whole table.
+    query = text("SELECT system, code, title FROM code WHERE system IN :systems AND code IN :codes").bindparams(
+        bindparam("systems", expanding=True), bindparam("codes", expanding=True))
+    systems = sorted({system for (system, _), _ in ranked})
+    titles = {(s, c): t for s, c, t in connection.execute(query, dict(systems=systems, codes=sorted(codes)))}
     return [Hit(code, system, titles.get((system, code), ""), round(score, 4)) for (system, code), score in ranked]
 
 
@@ -190,9 +192,12 @@ def _ranked(connection: Connection, words: list[str], every: bool, limit: int,
     if connection.dialect.name == "sqlite":
         groups = ["(" + " OR ".join(_fts_term(a) for a in _alternatives(w)) + ")" for w in words]
         params["q"] = (" AND " if every else " OR ").join(groups)
+        # FTS5's own rank column, set to the weighted bm25 for this query, then ORDER BY rank: the
+        # same scores and order as ordering by bm25(...) as an expression, in half the time or less
+        # (FTS5 works out each row's rank once, in its own sort).
         sql = ("SELECT system, code, -min(rank), group_concat(title || ' ' || body, ' ') FROM ("
-               " SELECT system, code, title, body, bm25(code_search, 0.0, 0.0, 4.0, 1.0) AS rank"
-               " FROM code_search WHERE code_search MATCH :q AND system IN :systems"
+               " SELECT system, code, title, body, rank FROM code_search"
+               " WHERE code_search MATCH :q AND rank MATCH 'bm25(0.0, 0.0, 4.0, 1.0)' AND system IN :systems"
                " ORDER BY rank LIMIT :n * 4)"
                " GROUP BY system, code ORDER BY min(rank) LIMIT :n")
     else:

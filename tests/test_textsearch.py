@@ -122,3 +122,23 @@ def test_a_word_common_in_the_index_is_not_searched_but_still_counts_as_held(ses
     monkeypatch.setattr(textsearch, "COMMON_ROWS", 0)
     [sent], _hits = searched_for(session, question)
     assert "left" in sent and "myelogram" in sent
+
+
+def test_suggestions_read_their_titles_by_primary_key_not_by_scanning_every_code(sqlite_engine):
+    from sqlalchemy import event
+
+    titles = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.startswith("SELECT system, code, title FROM code"):
+            titles.append((statement, parameters))
+    event.listen(sqlite_engine, "before_cursor_execute", seen)
+    try:
+        with Session(sqlite_engine) as session:
+            hits = suggest(session, "Hi team, what code do I use for a thoracic myelogram? Thanks, Jane")
+            [(statement, parameters)] = titles
+            plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+    finally:
+        event.remove(sqlite_engine, "before_cursor_execute", seen)
+    assert hits and all(h.title for h in hits)
+    assert not any("SCAN code" in row[-1] for row in plan), plan
