@@ -54,6 +54,7 @@ bench-full: install test-deps
 	$(BIN)/python bench/compute.py
 	$(BIN)/python bench/lookup.py
 	$(BIN)/python bench/ingest.py --messages 5000 --db both
+	$(BIN)/python bench/ingest.py --messages 5000 --db both --codes wide
 	$(BIN)/python bench/ingest.py --scaling
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/latency.py --db postgres
