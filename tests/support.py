@@ -1,6 +1,9 @@
 """Helpers shared by the tests (plain functions; fixtures live in conftest.py)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from consultant.config import Settings
 
 
@@ -47,3 +50,26 @@ def question_bytes(n: int, body: str = "Can I bill 62303 with 72128, and do I ne
     return (f"From: Coder {n} <{sender}>\r\nTo: ask@caseconsultant.test\r\n"
             f"Subject: myelogram question {n}\r\nMessage-ID: <q{n}@ridgeview-clinic.test>\r\n"
             f"References: <earlier{n}@ridgeview-clinic.test>\r\n\r\n{body}\r\n").encode()
+
+
+@contextmanager
+def recorded(engine) -> Iterator[list[tuple[str, object]]]:
+    """The SQL statements, with their parameters, that the engine runs inside the block."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def remember(_conn, _cursor, statement, parameters, _context, _many):
+        seen.append((statement, parameters))
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+
+
+def query_plans(engine, statements: list[tuple[str, object]]) -> list[str]:
+    """SQLite's EXPLAIN QUERY PLAN lines for these statements (each with its parameters)."""
+    with engine.connect() as connection:
+        return [row[-1] for statement, parameters in statements
+                for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]

@@ -4,7 +4,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
@@ -13,7 +12,7 @@ from consultant.models import Question, Reply, utcnow
 from consultant.process import Processor
 from consultant.send import Sender
 from mailbuild import entity, mail, multipart, text
-from support import drafted, make_settings, question_bytes, smtp_section
+from support import drafted, make_settings, query_plans, question_bytes, recorded, smtp_section
 from websupport import add_people, post, signed_in, web_settings
 
 OURS = "ask@caseconsultant.test"  # service.address by default
@@ -169,20 +168,12 @@ def test_the_counting_queries_read_indexes_not_the_whole_question_table(sqlite_e
     settings = make_settings(str(sqlite_engine.url))
     for n in range(3):
         drafted(sqlite_engine, settings, asked_by("jane@clinic.test", n))
-    statements = []
-
-    def remember(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
-    sa_event.listen(sqlite_engine, "before_cursor_execute", remember)
-    with Session(sqlite_engine) as session:
+    with recorded(sqlite_engine) as seen, Session(sqlite_engine) as session:
         asked = recent.history(session, 3)  # the two that came in before it count
         counts = (asked["recent_from_sender"]("Jane@Clinic.test"), asked["recent_overall"](), asked["released"]())
-    sa_event.remove(sqlite_engine, "before_cursor_execute", remember)
     assert counts == (2, 2, False)
-    with sqlite_engine.connect() as connection:
-        plans = [row[-1] for statement, parameters in statements
-                 for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    statements = [(sql, params) for sql, params in seen if sql.lstrip().upper().startswith("SELECT")]
+    plans = query_plans(sqlite_engine, statements)
     assert len(statements) == 5  # its arrival; the sender's; all passed; its last event, a requeue?
     assert [line for line in plans if re.search(r"\bSCAN (question|event)\b", line)] == []
     assert any("ix_question_sender_arrived" in line for line in plans)

@@ -4,11 +4,11 @@ that changes the facts or outlives a new release."""
 import dataclasses
 from pathlib import Path
 
-from sqlalchemy import event
 from sqlmodel import Session
 
 from consultant.importers import import_cpt
 from consultant.lookup import Lookup
+from support import recorded
 
 CPT_LONG = Path(__file__).resolve().parent / "codefiles" / "cpt_long_2025.txt"
 
@@ -22,21 +22,6 @@ CODES = [("ICD-10-CM", "M54.16"), ("ICD-10-CM", "M54.17"), ("ICD-10-CM", "M54.1"
 
 def facts(lookup: Lookup, system: str, code: str) -> dict:
     return dataclasses.asdict(lookup.facts(system, code))
-
-
-class Statements:
-    """Counts the SQL statements an engine runs."""
-
-    def __init__(self, engine):
-        self.count = 0
-        event.listen(engine, "before_cursor_execute", self._seen)
-        self.engine = engine
-
-    def _seen(self, *_args) -> None:
-        self.count += 1
-
-    def close(self) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
 def test_facts_from_one_lookup_are_those_of_a_fresh_lookup_for_each_code(engine):
@@ -56,15 +41,12 @@ def test_a_code_under_a_category_already_read_costs_two_queries(engine):
     with Session(engine) as session:
         lookup = Lookup(session)
         lookup.facts("ICD-10-CM", "M54.16")  # reads M54.16, and M54.1 and M54 above it
-        statements = Statements(engine)
-        try:
+        with recorded(engine) as cold:
             lookup.facts("ICD-10-CM", "M54.17")
-            cold = statements.count
+        with recorded(engine) as again:
             lookup.facts("ICD-10-CM", "M54.17")
-        finally:
-            statements.close()
-    assert cold == 2  # its own row and its neighbours; the categories above were read before
-    assert statements.count == cold  # and the second time, none
+    assert len(cold) == 2  # its own row and its neighbours; the categories above were read before
+    assert again == []  # and the second time, none
 
 
 def test_a_new_release_is_seen_after_refresh_descriptors_included(engine):

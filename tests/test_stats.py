@@ -12,13 +12,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from consultant import review, stats
 from consultant.models import Event, Question, Reply, utcnow
 from consultant.states import Status
-from support import drafted, make_settings, question_bytes
+from support import drafted, make_settings, query_plans, question_bytes, recorded
 
 NOW = datetime(2026, 3, 10, 14, 25, 30, tzinfo=timezone.utc)  # stats take the clock as an argument
 _keys = itertools.count(1)
@@ -218,21 +217,12 @@ def test_the_overview_gathers_everything_and_is_json_ready(engine):
 def test_no_query_behind_the_overview_reads_the_whole_event_table(sqlite_engine):
     """EXPLAIN QUERY PLAN for every statement the overview runs: the audit trail is the largest
     table, and a full scan of it would make the operator page slow with 100,000 questions."""
-    statements = []
-
-    def remember(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            statements.append((statement, parameters))
-    sa_event.listen(sqlite_engine, "before_cursor_execute", remember)
-    with Session(sqlite_engine) as session:
+    with recorded(sqlite_engine) as seen, Session(sqlite_engine) as session:
         _moves(session, NOW)
         session.commit()
         stats.overview(session, NOW)
-    sa_event.remove(sqlite_engine, "before_cursor_execute", remember)
-    plans = []
-    with sqlite_engine.connect() as connection:
-        for statement, parameters in statements:
-            plans += [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    plans = query_plans(sqlite_engine, [(sql, params) for sql, params in seen
+                                        if sql.lstrip().upper().startswith(("SELECT", "WITH"))])
     assert any("ix_event_to_status_at" in line for line in plans)
     full_scans = [line for line in plans if re.search(r"SCAN (event|event_\d+)\b(?! USING)", line)]
     assert full_scans == []

@@ -7,6 +7,7 @@ from sqlmodel import Session
 from consultant.codeload import load_starter
 from consultant.importers import import_cpt
 from consultant.textsearch import reindex, search, suggest, terms
+from support import query_plans, recorded
 
 FILES = Path(__file__).resolve().parent / "codefiles"
 
@@ -89,21 +90,12 @@ def test_a_question_about_nothing_codable_gets_no_suggestions(session):
     assert suggest(session, "Please call me back about the invoice, Jane") == []
 
 
-def searched_for(session, question: str) -> list[str]:
-    """The full-text query strings suggest() sent for a question."""
-    from sqlalchemy import event
-
-    sent = []
-
-    def seen(_conn, _cursor, statement, parameters, _context, _many):
-        if "code_search" in statement and "LIMIT" in statement and "count(*)" not in statement:
-            sent.append(str(parameters))
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+def searched_for(session, question: str) -> tuple[list[str], list]:
+    """The full-text query strings suggest() sent for a question, and its suggestions."""
+    with recorded(session.get_bind()) as seen:
         hits = suggest(session, question)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    sent = [str(parameters) for statement, parameters in seen
+            if "code_search" in statement and "LIMIT" in statement and "count(*)" not in statement]
     return sent, hits
 
 
@@ -125,20 +117,9 @@ def test_a_word_common_in_the_index_is_not_searched_but_still_counts_as_held(ses
 
 
 def test_suggestions_read_their_titles_by_primary_key_not_by_scanning_every_code(sqlite_engine):
-    from sqlalchemy import event
-
-    titles = []
-
-    def seen(_conn, _cursor, statement, parameters, _context, _many):
-        if statement.startswith("SELECT system, code, title FROM code"):
-            titles.append((statement, parameters))
-    event.listen(sqlite_engine, "before_cursor_execute", seen)
-    try:
-        with Session(sqlite_engine) as session:
-            hits = suggest(session, "Hi team, what code do I use for a thoracic myelogram? Thanks, Jane")
-            [(statement, parameters)] = titles
-            plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
-    finally:
-        event.remove(sqlite_engine, "before_cursor_execute", seen)
-    assert hits and all(h.title for h in hits)
-    assert not any("SCAN code" in row[-1] for row in plan), plan
+    with recorded(sqlite_engine) as seen, Session(sqlite_engine) as session:
+        hits = suggest(session, "Hi team, what code do I use for a thoracic myelogram? Thanks, Jane")
+    titles = [(sql, params) for sql, params in seen if sql.startswith("SELECT system, code, title FROM code")]
+    plan = query_plans(sqlite_engine, titles)
+    assert hits and all(h.title for h in hits) and len(titles) == 1
+    assert plan and not any("SCAN code" in line for line in plan), plan
