@@ -29,7 +29,7 @@ from .extract_tokens import hot
 from .logs import error, redact
 from .lookup import Lookup
 from .models import RawMessage, utcnow
-from .reading import UnreadableMessage, read_message
+from .reading import Parsed, UnreadableMessage, parse_message, read_parsed
 from .redact import mask, masked_fields
 from .mimebounds import Refused, header_block
 from .screen import PASS, Verdict, headers_of, prescreen
@@ -107,7 +107,12 @@ class Finisher:
         if item.status == Status.PARSED:  # requeued after a failed draft: screened and read before
             return self.finish(item, PASS)
         try:
-            headers = headers_of(header_block(item.raw, self.settings.limits.max_header_bytes))
+            block = header_block(item.raw, self.settings.limits.max_header_bytes)
+            parsed = self._parse(item.raw)
+            # The screen reads the header fields of the tree the reading parsed: the same fields a
+            # parse of the header block alone finds, unless bytes before the headers were dropped
+            # or the message could not be parsed (then the block is parsed for the screen).
+            headers = parsed.msg if isinstance(parsed, Parsed) and not parsed.trimmed else headers_of(block)
             verdict, from_addr = prescreen(headers, self.settings, lambda: released)
         except Refused as exc:
             return quarantined(item, "parse", exc.reason)
@@ -117,17 +122,26 @@ class Finisher:
         if verdict is not None and verdict.action == "quarantine":  # the sender is kept for the operator
             return quarantined(item, "screen", verdict.reason, from_addr=verdict.sender)
         if verdict is not None:
-            return self.finish(item, verdict)
-        outcome = self.finish(item, PASS)
+            return self.finish(item, verdict, parsed)
+        outcome = self.finish(item, PASS, parsed)
         outcome.limited, outcome.sender = True, from_addr
         return outcome
 
-    def finish(self, item: Item, verdict: Verdict) -> Outcome:
+    def _parse(self, raw: bytes) -> Parsed | UnreadableMessage:
+        """The message parsed within the limits, or why it cannot be (for the parse stage to say)."""
+        limits = self.settings.limits
+        try:
+            return parse_message(raw, max_parts=limits.max_parts, max_depth=limits.max_depth,
+                                 max_header_bytes=limits.max_header_bytes, max_lines=limits.max_lines)
+        except UnreadableMessage as exc:
+            return exc
+
+    def finish(self, item: Item, verdict: Verdict, parsed: Parsed | UnreadableMessage | None = None) -> Outcome:
         """Read, look up and draft a question the screen let through (or ignores: its sender and
-        subject are stored too); never raises."""
+        subject are stored too), from its parse if it was parsed already; never raises."""
         seen: dict = {}
         try:
-            outcome = self._finish(item, verdict, seen)
+            outcome = self._finish(item, verdict, seen, parsed)
         except StageError as exc:
             outcome = quarantined(item, exc.stage, exc.reason, **exc.fields)
         except Exception as exc:  # a bug or a message we did not foresee: park it, keep going
@@ -136,14 +150,18 @@ class Finisher:
         outcome.reading = seen.get("reading")
         return outcome
 
-    def _finish(self, item: Item, verdict: Verdict, seen: dict) -> Outcome:
+    def _finish(self, item: Item, verdict: Verdict, seen: dict, parsed: Parsed | UnreadableMessage | None) -> Outcome:
         raw = item.raw
         if item.status == Status.PARSED:  # requeued after a failed draft: the reading is stored
             return self._draft(item, thread_of(raw), findings_from_json(item), item.new_text or "",
                                dict(from_name=item.from_name, subject=item.subject, new_text=item.new_text))
         limits = self.settings.limits
         try:
-            reading = read_message(raw, **limits.reading())
+            parsed = parsed if parsed is not None else self._parse(raw)
+            if isinstance(parsed, UnreadableMessage):
+                raise parsed
+            reading = read_parsed(parsed, max_parts=limits.max_parts, max_depth=limits.max_depth,
+                                  max_body_chars=limits.max_body_chars)
         except UnreadableMessage as exc:
             raise StageError("parse", exc.reason)
         redacting = self.settings.privacy.redact_identifiers

@@ -28,8 +28,8 @@ from consultant.mimebounds import Refused, header_block, parse_bounded
 from consultant.quotes import split_quoted
 
 __all__ = [
-    "Attachment", "Reading", "UnreadableMessage", "decode_header_value", "parse_address",
-    "parse_msg_ids", "read_message",
+    "Attachment", "Parsed", "Reading", "UnreadableMessage", "decode_header_value", "parse_address",
+    "parse_msg_ids", "parse_message", "read_message", "read_parsed",
 ]
 
 MAX_SUBJECT = 1000
@@ -234,20 +234,30 @@ def _header_lists(msg: Message, defects: list[str]) -> dict[str, list[str]]:
     return fields
 
 
-def read_message(raw: bytes, *, max_parts: int = 200, max_depth: int = 20,
-                 max_body_chars: int = 1_000_000, max_header_bytes: int = 64 * 1024,
-                 max_lines: int = 1_000_000) -> Reading:
-    """Read raw RFC 5322 bytes; raises UnreadableMessage only when an operator must look."""
+@dataclass
+class Parsed:
+    """A message parsed and not read yet: its MIME tree and what was noticed on the way."""
+
+    msg: Message
+    defects: list[str]
+    # Bytes before the first header were dropped (a BOM, exporters' junk), so the tree's header
+    # fields are not those a parse of the raw header block finds (see consultant.finish).
+    trimmed: bool
+
+
+def parse_message(raw: bytes, *, max_parts: int = 200, max_depth: int = 20, max_header_bytes: int = 64 * 1024,
+                  max_lines: int = 1_000_000) -> Parsed:
+    """Parse raw RFC 5322 bytes within the limits; raises UnreadableMessage when that fails."""
     raw = bytes(raw)
     if not raw.strip():
         raise UnreadableMessage("The message is empty.")
     defects: list[str] = []
-    raw = _skip_preamble(raw, defects)
+    start = _skip_preamble(raw, defects)
     try:
-        header_block(raw, max_header_bytes)
+        header_block(start, max_header_bytes)
         # compat32, not policy.default: its header registry re-parses fields on every access,
         # which costs more than the parse itself; headers.py decodes what is needed.
-        msg = parse_bounded(raw, max_parts=max_parts, max_depth=max_depth, max_lines=max_lines)
+        msg = parse_bounded(start, max_parts=max_parts, max_depth=max_depth, max_lines=max_lines)
     except Refused as exc:
         raise UnreadableMessage(exc.reason) from None
     except RecursionError:
@@ -255,6 +265,23 @@ def read_message(raw: bytes, *, max_parts: int = 200, max_depth: int = 20,
             f"The message nests MIME parts too deeply to parse (limit {max_depth}, limits.max_depth).") from None
     except Exception as exc:
         raise UnreadableMessage(f"The email parser failed ({type(exc).__name__}).") from None
+    return Parsed(msg, defects, trimmed=len(start) != len(raw))
+
+
+def read_message(raw: bytes, *, max_parts: int = 200, max_depth: int = 20,
+                 max_body_chars: int = 1_000_000, max_header_bytes: int = 64 * 1024,
+                 max_lines: int = 1_000_000) -> Reading:
+    """Read raw RFC 5322 bytes; raises UnreadableMessage only when an operator must look."""
+    parsed = parse_message(raw, max_parts=max_parts, max_depth=max_depth, max_header_bytes=max_header_bytes,
+                           max_lines=max_lines)
+    return read_parsed(parsed, max_parts=max_parts, max_depth=max_depth, max_body_chars=max_body_chars)
+
+
+def read_parsed(parsed: Parsed, *, max_parts: int = 200, max_depth: int = 20,
+                max_body_chars: int = 1_000_000) -> Reading:
+    """Read a parsed message (parse_message); raises UnreadableMessage only when an operator must
+    look."""
+    msg, defects = parsed.msg, list(parsed.defects)
     fields = _header_lists(msg, defects)
     if not fields:
         raise UnreadableMessage("The data has no header fields, so it is not an email.")

@@ -17,7 +17,7 @@ from consultant.extract import find_codes
 from consultant.mimebounds import Refused, header_block, header_block_size
 from consultant.models import Question
 from consultant.process import Processor
-from consultant.reading import Reading, UnreadableMessage, decode_header_value, read_message
+from consultant.reading import Reading, UnreadableMessage, decode_header_value, parse_message, read_message
 from consultant.screen import headers_of, screen
 from hostile import ENDED, encoded_word_flood, huge_header, messages, mime_entity, tally, tried  # noqa: F401  (tally is a fixture)
 from support import make_settings
@@ -203,3 +203,21 @@ def test_bad_charsets_and_encoded_words_are_read_not_raised(raw):
     reading = read_message(raw)
     _check_reading(reading)
     assert stages(raw) == "read"
+
+
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(messages)
+def test_the_screen_finds_the_same_header_fields_in_the_parse_the_reading_shares(raw):
+    """consultant.finish screens the header fields of the tree that reading parses (one parse, not
+    two) unless bytes before the headers were dropped: those must be the fields a parse of the
+    header block alone finds."""
+    tried("shared parse", raw)
+    try:
+        block = header_block(raw, TIGHT["max_header_bytes"])
+        parsed = parse_message(raw, **TIGHT)
+    except (Refused, UnreadableMessage):
+        return  # refused at the header block (quarantined before the screen), or screened on the block
+    if parsed.trimmed:
+        return  # screened on the block
+    assert list(parsed.msg.raw_items()) == list(headers_of(block).raw_items())

@@ -129,15 +129,15 @@ def test_a_message_that_keeps_killing_the_worker_is_quarantined_after_max_attemp
     settings = make_settings(db_url, limits={"max_attempts": 3})
     poison = inject(engine, question_from("jane@ridgeview-clinic.test", 1, body="POISON 62303"))
     healthy = inject(engine, question_from("omar@ridgeview-clinic.test", 2))
-    real_read, reads_of_poison = finish.read_message, []
+    real_parse, reads_of_poison = finish.parse_message, []
 
-    def read_or_die(raw, **limits):
+    def parse_or_die(raw, **limits):
         if b"POISON" in raw:
             reads_of_poison.append(1)
             raise Crash()
-        return real_read(raw, **limits)
+        return real_parse(raw, **limits)
 
-    monkeypatch.setattr(finish, "read_message", read_or_die)
+    monkeypatch.setattr(finish, "parse_message", parse_or_die)
     for _ in range(6):  # a supervisor restarting the worker after each death
         processor = Processor(engine, settings)
         try:

@@ -20,15 +20,15 @@ def test_the_message_a_worker_just_died_on_waits_behind_the_others(engine, db_ur
     with Session(engine) as session:
         ids = [operator.inject(session, question_bytes(n), "test", f"{n}.eml") for n in (1, 2, 3)]
         session.commit()
-    real_read, reads, kills = finish.read_message, [], iter([True, True])
+    real_parse, reads, kills = finish.parse_message, [], iter([True, True])
 
-    def read_or_die(raw, **limits):
+    def parse_or_die(raw, **limits):
         reads.append(next(n for n, qid in zip((1, 2, 3), ids) if f"<q{n}@".encode() in raw))
         if next(kills, False):
             raise Killed()
-        return real_read(raw, **limits)
+        return real_parse(raw, **limits)
 
-    monkeypatch.setattr(finish, "read_message", read_or_die)
+    monkeypatch.setattr(finish, "parse_message", parse_or_die)
     for _ in range(4):  # a supervisor restarting the worker after each death
         with Processor(engine, settings) as processor:
             try:
