@@ -72,6 +72,13 @@ class Finisher:
         self.templates, self.domain = settings.templates_dir(), settings.mail_domain()
         self.releases: dict | None = None  # the releases in force, looked up once per batch
 
+    def ready(self) -> None:
+        """Read the code index now, if it was not read yet (else the first question reads it)."""
+        try:
+            self.lookup.load_index()
+        finally:
+            self.session.rollback()
+
     def refresh(self) -> None:
         """New codes and releases, once per batch."""
         try:

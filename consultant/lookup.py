@@ -85,17 +85,32 @@ class Lookup:
         self._families: dict[str, str | None] = {}  # key: title
         self._releases: dict[int, tuple[str, str]] | None = None  # id: (name, kind)
         self._described: set[str] | None = None  # the systems with licensed descriptors loaded
-        self.index = CodeIndex()
-        self.refresh()
+        self._index: CodeIndex | None = None  # read when first needed (see index)
 
     def _current_marker(self):
-        return self.session.execute(select(func.count(Release.id), func.max(Release.id))).one()
+        return tuple(self.session.execute(select(func.count(Release.id), func.max(Release.id))).one())
+
+    @property
+    def index(self) -> CodeIndex:
+        """Every code in force, read when first needed, then kept up to date by refresh."""
+        return self._index if self._index is not None else self.load_index()
+
+    def load_index(self) -> CodeIndex:
+        """The index, read now if it was not read yet (a worker hands out its first batch before it
+        reads its own)."""
+        if self._index is None:
+            if self._marker is None:
+                self._marker = self._current_marker()
+            self._index = self._read_index()
+        return self._index
 
     def refresh(self) -> None:
-        """Reload the index if a release was loaded since the last look (cheap when nothing changed)."""
-        marker = tuple(self._current_marker())
+        """Start afresh if a release was loaded since the last look (cheap when nothing changed):
+        the facts read so far are dropped, and the index is read again if it was read at all."""
+        marker = self._current_marker()
         if marker != self._marker:
-            self.index = self._read_index()
+            if self._index is not None:
+                self._index = self._read_index()
             self.forget()
             self._marker = marker
 

@@ -101,6 +101,7 @@ def _serve(settings: Settings, conn) -> None:
     setup(settings.log.level, settings.log.file)
     engine = make_engine(settings.database.url)
     finisher, batch = Finisher(engine, settings), None
+    finisher.ready()
     gc.freeze()  # what we keep to the end (code, code index) is left out of the collector's passes
     # A thread takes in what the worker sends as it comes, so the worker never waits to send while
     # we wait for it to read our outcomes (two full pipes would be a deadlock).

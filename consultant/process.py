@@ -74,15 +74,13 @@ class Processor:
         self.checkpointer = Checkpointer(engine)  # SQLite: the WAL copied back in a thread, after each write
         self._pending: deque[Pending] = deque()  # batches being drafted, oldest first (at most DEPTH)
         self.stepped = Counts()  # what steps between runs wrote (see step)
+        self._ready = False  # whether the finisher's code index was read (see _complete)
 
     @cached_property
     def finisher(self) -> Finisher:
-        """Made when first needed (reading the code index takes a while): a backlog's fetch has by
-        then set the extra processes going, which read theirs meanwhile."""
-        finisher = Finisher(self.engine, self.settings)
-        if gc.get_freeze_count():  # this process keeps what it holds for good out of the collector's
-            gc.freeze()            # passes (the commands do, see cli.mail): the code index too
-        return finisher
+        """Made when a claim first finds work. Its code index (which takes a while to read) is read
+        once the first batch is handed out (see _prepare): the extra processes draft meanwhile."""
+        return Finisher(self.engine, self.settings)
 
     @property
     def _lookup_session(self) -> Session:
@@ -243,6 +241,15 @@ class Processor:
 
     def _complete(self, pending: Pending) -> Counts:
         """Wait for the batch's drafts, ask the rate limits in order, and write the batch."""
+        if not self._ready:  # the worker's own code index, read while the extra processes draft
+            try:
+                self.finisher.ready()
+            except BaseException:
+                self.pool.abandon(pending.ticket)  # its claims run out and it is tried again
+                raise
+            self._ready = True
+            if gc.get_freeze_count():  # this process keeps what it holds for good out of the collector's
+                gc.freeze()            # passes (the commands do, see cli.mail): the code index too
         outcomes = pending.outcomes + self.pool.complete(pending.ticket, self.finisher, self.stop)
         pending.counts.add(self._write(pending.ids, self._limits(outcomes)))
         self.checkpointer.poke()

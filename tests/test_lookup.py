@@ -72,3 +72,30 @@ def test_the_cache_starts_afresh_at_its_limit_and_gives_the_same_facts(engine, m
         assert len(lookup._cache) <= 3 and len(lookup._rows) <= 3 + 3  # a code and the categories above it
         again = [facts(lookup, system, code) for system, code in CODES]
     assert first == again
+
+
+def index_reads(statements) -> int:
+    return sum("GROUP BY code.system" in statement for statement, _ in statements)
+
+
+def test_the_code_index_is_read_when_first_needed_and_again_after_a_new_release(engine):
+    with Session(engine) as session:
+        with recorded(engine) as made:
+            lookup, unasked = Lookup(session), Lookup(session)
+            lookup.refresh()
+            unasked.refresh()
+            lookup.facts("CPT", "62303")
+        with recorded(engine) as first:
+            assert lookup.index.has("CPT", "62303") and lookup.index.icd("M5416") == "M54.16"
+        with recorded(engine) as kept:
+            lookup.refresh()
+            assert lookup.index.has("CPT", "62303")
+        import_cpt(session, CPT_LONG)
+        session.commit()
+        with recorded(engine) as renewed:
+            lookup.refresh()
+            unasked.refresh()
+    assert index_reads(made) == 0  # facts need no index
+    assert index_reads(first) == 1
+    assert len(kept) == 1  # whether a release was loaded, nothing more
+    assert index_reads(renewed) == 1  # read again by the lookup that had read it, not by the other

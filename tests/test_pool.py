@@ -10,7 +10,7 @@ from sqlmodel import Session
 from consultant import operator, pool
 from consultant.models import Question, Reply, utcnow
 from consultant.process import Processor
-from support import make_settings, question_bytes
+from support import make_settings, question_bytes, recorded
 
 N = 120  # three chunks for each side at least
 
@@ -118,3 +118,17 @@ def test_rate_limits_are_asked_in_order_after_drafting_and_a_held_question_keeps
     assert [v[:2] for v in mine[105:]] == [("quarantined", "screen")] * (N - 105)
     assert all(v[2] and v[2].startswith("al") for v in mine[105:])  # held with its sender, for the operator
     assert [v[:2] + (v[3],) for v in mine] == [v[:2] + (v[3],) for v in theirs]
+
+
+def test_the_worker_hands_out_its_first_batch_before_it_reads_its_code_index(engine, db_url):
+    ids = questions(engine, "first")
+    with Processor(engine, make_settings(db_url, worker={"processes": 1})) as processor:
+        processor.pool.warm(N)
+        assert processor.pool.wait_ready(60)
+        with recorded(engine) as handing_out:
+            assert processor.step()  # claimed, read and handed out; drafted meanwhile
+        with recorded(engine) as finishing:
+            processor.run_until_done()
+    reads = ["GROUP BY code.system" in statement for statement, _ in handing_out + finishing]
+    assert reads.count(True) == 1 and not any(reads[:len(handing_out)])
+    assert [d[0] for d in drafts(engine, ids)] == ["drafted"] * N
