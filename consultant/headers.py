@@ -21,6 +21,11 @@ _BARE_MSG_ID = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]{1,248}@[\x21-\x3b\x3d\x3f-\
 _ADDR_SPEC = re.compile(r"[^@\s<>()\[\],;:\"\\]{1,64}@[\w.-]{1,190}")
 _ANGLE_ADDR = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
 _ADDR_SPECIALS = re.compile(r"[\s<>()\[\],;:\"\\]+")
+# The usual forms, "Display Name <local@domain>" and a bare "local@domain", spelled with nothing
+# the standard library's parser reads in a way of its own (quotes, comments, commas, dots in a
+# name): split here as it splits them (tested), without its cost (15-35 us an address).
+_ATOMS = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+PLAIN_ADDRESS = re.compile(rf"(?:([A-Za-z0-9'-]+(?: [A-Za-z0-9'-]+)*) )?<({_ATOMS})>|({_ATOMS})")
 _MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,127}")
 _B64_CLEAN = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
@@ -207,8 +212,12 @@ def parse_address(value: str) -> tuple[str, str | None]:
 def _parse_address(value) -> tuple[str, str | None]:
     try:
         text = _clean_raw(value)
-        pairs = email.utils.getaddresses([text])
-        name, addr = pairs[0] if pairs else ("", "")
+        plain = PLAIN_ADDRESS.fullmatch(text)
+        if plain is not None:
+            name, addr = plain.group(1) or "", plain.group(2) or plain.group(3)
+        else:
+            pairs = email.utils.getaddresses([text])
+            name, addr = pairs[0] if pairs else ("", "")
         good = _valid_addr(addr)
         if good is None:
             # getaddresses gives up on unbalanced quotes and bare names; find what is there.

@@ -4,8 +4,12 @@ from __future__ import annotations
 import base64
 from datetime import datetime, timedelta, timezone
 
-import pytest
+import email.utils
 
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from consultant.headers import PLAIN_ADDRESS
 from consultant.reading import decode_header_value, parse_address, parse_msg_ids, read_message
 from mailbuild import entity, mail, read, text
 
@@ -255,3 +259,29 @@ def test_addresses_parsed_again_come_back_the_same_and_unshared():
     long = "x" * CACHED_ADDRESS + " <jane@clinic.test>"  # over the cached length: parsed each time
     assert parse_address(long) == ("x" * 200, "jane@clinic.test")
     assert parse_address_list(long + ", ann@clinic.test") == ["jane@clinic.test", "ann@clinic.test"]
+
+
+def _part(plain: str, odd: str, size: int):
+    """Mostly what an address part is spelled with, sometimes with what the parser reads its own way."""
+    return st.one_of(st.text(plain, min_size=1, max_size=size), st.text(plain + odd, min_size=1, max_size=size))
+
+
+_PLAIN = st.builds(lambda name, local, domain, angled: (f"{' '.join(name)} <{local}@{domain}>".lstrip()
+                                                         if angled else f"{local}@{domain}"),
+                   st.lists(_part("AZaz09'-", ".,;:()\"\\", 6), max_size=3), _part("Az09_%+-.", ",;:()", 8),
+                   _part("Az09-.", ",;()", 8), st.booleans())
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(st.one_of(_PLAIN, st.text("Az0 '-.@<>,;:\"()[]\\_%+", max_size=30)))
+def test_the_usual_address_forms_are_split_as_the_standard_library_splits_them(value):
+    plain = PLAIN_ADDRESS.fullmatch(value)
+    if plain is not None:  # the forms parse_address splits without the standard library's parser
+        assert [(plain.group(1) or "", plain.group(2) or plain.group(3))] == email.utils.getaddresses([value])
+
+
+def test_the_usual_address_forms_are_recognised():
+    for value in ("Coder 4 <coder0@clinic4.test>", "Mary-Ann O'Neil <m.o+x@mail.clinic.test>", "a_b@c-d.test"):
+        assert PLAIN_ADDRESS.fullmatch(value)
+    for value in ('"Doe, Jane" <j@x.test>', "J. Doe <j@x.test>", "j@x.test (Jane)", "a..b@x.test", "<a@x.test> b"):
+        assert PLAIN_ADDRESS.fullmatch(value) is None
