@@ -79,7 +79,7 @@ class Processor:
     @cached_property
     def finisher(self) -> Finisher:
         """Made when a claim first finds work. Its code index (which takes a while to read) is read
-        once the first batch is handed out (see _prepare): the extra processes draft meanwhile."""
+        when the worker completes its first batch (see _complete): the extra processes draft meanwhile."""
         return Finisher(self.engine, self.settings)
 
     @property
