@@ -29,7 +29,7 @@ def _worker(settings, fetch_mail: bool = True):
     """The worker of `poll` and `run`. Its extra drafting processes are forked first, now that the
     code is imported and before the database is opened: ready as soon as a backlog needs them
     (they end at once if none comes). Then what the worker keeps for its whole run (the code, the
-    mapped models, and the code index once read: see Processor.finisher) is left out of the garbage
+    mapped models, and the code index once read: see Processor._complete) is left out of the garbage
     collector's passes: their full passes over it were 4 % of a backlog's time."""
     from .. import spares
     from ..finish import warm_up
